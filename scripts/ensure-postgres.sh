@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make sure a PostgreSQL server answers at 127.0.0.1:$PGPORT (default 5432) with trust
+# auth for user postgres. Uses the one already there; otherwise installs PostgreSQL
+# (Debian packages) when absent and starts a private cluster under $PGDATA_DIR.
+set -euo pipefail
+port=${PGPORT:-5432}
+datadir=$(realpath -m "${PGDATA_DIR:-data/postgres}")
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
+
+if answers; then
+  echo "PostgreSQL answers at 127.0.0.1:$port"
+  exit 0
+fi
+
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$bindir" ]; then
+  echo "no PostgreSQL server here: installing Debian's postgresql"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+
+# initdb refuses to run as root: run the server as the postgres system user then.
+as=()
+if [ "$(id -u)" -eq 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
+  as=(runuser -u postgres --)
+fi
+mkdir -p "$datadir"
+[ "$(id -u)" -ne 0 ] || chown postgres "$datadir"
+if [ ! -f "$datadir/PG_VERSION" ]; then
+  "${as[@]}" "$bindir/initdb" -D "$datadir" -U postgres --auth=trust >/dev/null
+fi
+"${as[@]}" "$bindir/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w \
+  -o "-p $port -c listen_addresses=127.0.0.1 -k /tmp" start
+echo "PostgreSQL started at 127.0.0.1:$port (data in $datadir)"

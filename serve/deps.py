@@ -1,0 +1,16 @@
+"""FastAPI dependencies of the online path: what the app factory put on app.state."""
+
+from collections.abc import Iterator
+
+from fastapi import Request
+from sqlmodel import Session
+
+from serve.engine import EngineManager
+
+
+def get_engine(request: Request) -> EngineManager:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    yield from request.app.state.sessions()

@@ -1,0 +1,306 @@
+"""The engine manager: a supervised vLLM OpenAI server, or external ones.
+
+The gateway never talks to vLLM through Python objects, only over its HTTP API, so
+the same code serves the embedded default (one child process started here) and
+production (replicas started elsewhere and named in settings). The child runs in
+its own process group: vLLM forks an engine-core process, and stopping the group
+is the only way to leave no orphans behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+
+from serve.hardware import resolve_dtype, vllm_platform
+from serve.model_store import check_model_dir
+from serve.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 30
+
+
+class EngineError(RuntimeError):
+    """The engine could not be started or kept running; the message says why."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on (host, port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no engine log written)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class EngineManager:
+    """Starts, watches, restarts and stops the engine; or points at external ones.
+
+    Hooks added with `on_ready` run after every successful (re)start, so that state
+    the engine loses when it dies (runtime-loaded LoRA adapters) can be restored.
+    """
+
+    def __init__(self, settings: EngineSettings, model_dir: Path, served_model_name: str) -> None:
+        self.settings = settings
+        self.model_dir = model_dir
+        self.served_model_name = served_model_name
+        self.restarts = 0
+        self.state = "stopped"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._ready_hooks: list[Callable[[EngineManager], None]] = []
+        self._log_path = settings.log_dir / f"engine-{settings.port}.log"
+
+    @property
+    def external(self) -> bool:
+        return bool(self.settings.urls)
+
+    @property
+    def urls(self) -> list[str]:
+        """Base URLs (without /v1) of every engine replica."""
+        if self.external:
+            return list(self.settings.urls)
+        return [f"http://{self.settings.host}:{self.settings.port}"]
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    def on_ready(self, hook: Callable[[EngineManager], None]) -> None:
+        self._ready_hooks.append(hook)
+
+    def command(self) -> list[str]:
+        """The api_server command line built from settings."""
+        s = self.settings
+        cmd = [
+            sys.executable,
+            "-m",
+            s.entrypoint,
+            "--model",
+            str(self.model_dir),
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            s.host,
+            "--port",
+            str(s.port),
+            "--dtype",
+            resolve_dtype(s.dtype),
+            "--max-model-len",
+            str(s.max_model_len),
+            "--gpu-memory-utilization",
+            str(s.gpu_memory_utilization),
+            "--enable-lora",
+            "--max-loras",
+            str(s.max_loras),
+            "--max-lora-rank",
+            str(s.max_lora_rank),
+        ]
+        if s.max_cpu_loras is not None:
+            cmd += ["--max-cpu-loras", str(s.max_cpu_loras)]
+        return cmd + s.extra_args
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.kv_cache_space_gib))
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def start(self) -> None:
+        """Start (or, with external URLs, check) the engine; raise EngineError if it fails."""
+        if self.external:
+            deadline = time.monotonic() + self.settings.startup_timeout_s
+            for url in self.urls:
+                self._wait_external(url, deadline)
+            self.state = "ready"
+            self._run_ready_hooks()
+            return
+        check_model_dir(self.model_dir)
+        s = self.settings
+        if port_in_use(s.host, s.port):
+            raise EngineError(
+                f"engine port {s.port} on {s.host} is already in use: stop what listens there "
+                "or set LORALOOP_ENGINE_PORT to a free port"
+            )
+        log.info("starting vLLM (%s) for %s on port %s", vllm_platform(), self.model_dir, s.port)
+        self._stopping.clear()
+        self._spawn_and_wait()
+        self._run_ready_hooks()
+        if s.restart:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="engine-supervisor", daemon=True
+            )
+            self._supervisor.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the engine and every process it started."""
+        self._stopping.set()
+        self._terminate(timeout)
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout)
+        self.state = "stopped"
+
+    def status(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "urls": self.urls,
+            "external": self.external,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "model": self.served_model_name,
+        }
+
+    def _spawn_and_wait(self) -> None:
+        self.state = "starting"
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._log_path.open("ab") as logfile:
+            logfile.write(f"\n--- engine start {time.strftime('%F %T')} ---\n".encode())
+            logfile.flush()
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                start_new_session=True,
+            )
+        try:
+            self._wait_local(time.monotonic() + self.settings.startup_timeout_s)
+        except EngineError:
+            self._terminate(10)
+            self.state = "failed"
+            raise
+        self.state = "ready"
+        log.info("engine ready at %s (pid %s)", self.urls[0], self._proc.pid)
+
+    def _wait_local(self, deadline: float) -> None:
+        assert self._proc is not None
+        url = f"{self.urls[0]}/health"
+        while time.monotonic() < deadline:
+            if self._stopping.is_set():
+                raise EngineError("engine start interrupted by shutdown")
+            code = self._proc.poll()
+            if code is not None:
+                raise EngineError(
+                    f"engine exited with code {code} during startup; last lines of "
+                    f"{self._log_path}:\n{tail(self._log_path)}"
+                )
+            if _healthy(url):
+                return
+            time.sleep(0.5)
+        raise EngineError(
+            f"engine not healthy after {self.settings.startup_timeout_s:.0f} s "
+            f"(LORALOOP_ENGINE_STARTUP_TIMEOUT_S); last lines of {self._log_path}:\n"
+            f"{tail(self._log_path)}"
+        )
+
+    def _wait_external(self, url: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if _healthy(f"{url}/health"):
+                return
+            time.sleep(1.0)
+        raise EngineError(f"external engine {url} did not answer /health in time")
+
+    def _supervise(self) -> None:
+        """Restart the engine when it dies, up to max_restarts times."""
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is None or proc.poll() is None:
+                self._stopping.wait(1.0)
+                continue
+            log.error(
+                "engine exited with code %s; last lines:\n%s", proc.returncode, tail(self._log_path)
+            )
+            self._reap_dead(proc)
+            if self.restarts >= self.settings.max_restarts:
+                self.state = "failed"
+                log.error("engine restarted %s times already; giving up", self.restarts)
+                return
+            self.restarts += 1
+            try:
+                self._spawn_and_wait()
+            except EngineError as exc:
+                log.error("engine restart failed: %s", exc)
+                continue
+            self._run_ready_hooks()
+
+    def _run_ready_hooks(self) -> None:
+        for hook in self._ready_hooks:
+            try:
+                hook(self)
+            except Exception:
+                log.exception("engine ready hook %r failed", hook)
+
+    def _terminate(self, timeout: float) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        family = _descendants(proc.pid)
+        _signal_all(proc.pid, family, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("engine did not stop in %.0f s; killing it", timeout)
+        _, alive = psutil.wait_procs(family, timeout=5)
+        _signal_all(proc.pid, alive, signal.SIGKILL)
+        proc.wait()
+        psutil.wait_procs(alive, timeout=5)
+
+    def _reap_dead(self, proc: subprocess.Popen[bytes]) -> None:
+        """After the engine died on its own: kill what is left of its group."""
+        _signal_all(proc.pid, [], signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _signal_all(pgid: int, procs: list[psutil.Process], sig: int) -> None:
+    """Signal the engine's process group and any descendant that left it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.send_signal(sig)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,75 @@
+"""Settings of the online path: the model it serves, the vLLM engine, the gateway."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class ModelSettings(BaseSettings):
+    """Which base model is served and where pulled models are cached."""
+
+    model_config = _config("LORALOOP_MODEL_")
+
+    name: str = Field(DEFAULT_MODEL, description="Base model served; a name in the model cache.")
+    path: Path | None = Field(
+        None, description="A local Hugging Face model directory to serve instead of the cache."
+    )
+    cache_dir: Path = Field(Path("data/models"), description="Where `models pull` writes models.")
+
+    def model_dir(self) -> Path:
+        """The directory the engine loads: an explicit path wins over the cache."""
+        return self.path if self.path is not None else self.cache_dir / self.name
+
+
+class EngineSettings(BaseSettings):
+    """Options of the supervised vLLM OpenAI server (or the external ones to use instead)."""
+
+    model_config = _config("LORALOOP_ENGINE_")
+
+    urls: list[str] = Field(
+        default_factory=list,
+        description="External engine base URLs; when set, no engine is started.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8100, ge=1, le=65535)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="auto: float32 on CPU (bf16 measured 4x slower there), else vLLM's auto.",
+    )
+    kv_cache_space_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
+    gpu_memory_utilization: float = Field(0.4, gt=0, le=1)
+    max_model_len: int = Field(2048, ge=64)
+    max_loras: int = Field(4, ge=1)
+    max_lora_rank: int = Field(16, ge=1)
+    max_cpu_loras: int | None = Field(None, ge=1)
+    extra_args: list[str] = Field(default_factory=list, description="More api_server flags.")
+    entrypoint: str = Field(
+        "vllm.entrypoints.openai.api_server", description="Python module run as the engine."
+    )
+    startup_timeout_s: float = Field(600, gt=0)
+    restart: bool = Field(True, description="Restart the engine when it dies.")
+    max_restarts: int = Field(5, ge=0, description="Restarts allowed before giving up.")
+    log_dir: Path = Path("data/logs")
+
+    @field_validator("urls")
+    @classmethod
+    def _strip_slash(cls, urls: list[str]) -> list[str]:
+        return [u.rstrip("/") for u in urls]
+
+
+class ServeSettings(BaseSettings):
+    """The gateway process itself."""
+
+    model_config = _config("LORALOOP_SERVE_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    start_engine: bool = Field(True, description="Start the engine with the gateway.")

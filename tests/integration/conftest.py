@@ -1,0 +1,90 @@
+"""One real platform per test session: `loraloop run` with the real vLLM engine.
+
+Booting vLLM costs about a minute on 2 cores, so every integration test shares it.
+At the end the platform is stopped with SIGTERM and must leave no process behind.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from serve.model_store import check_model_dir
+from serve.settings import ModelSettings
+from tests.conftest import free_port
+
+BOOT_TIMEOUT_S = 600
+LORALOOP = str(Path(sys.executable).parent / "loraloop")
+
+
+@dataclass
+class Platform:
+    gateway_url: str
+    engine_url: str
+    model: str
+    model_dir: Path
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = ModelSettings().model_dir()
+    check_model_dir(path)  # names the path and `loraloop models pull` when missing
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[Platform]:
+    tmp = tmp_path_factory.mktemp("platform")
+    gateway_port, engine_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "LORALOOP_DB_URL": f"sqlite:///{tmp / 'loraloop.db'}",
+        "LORALOOP_SERVE_PORT": str(gateway_port),
+        "LORALOOP_ENGINE_PORT": str(engine_port),
+        "LORALOOP_ENGINE_LOG_DIR": str(tmp / "logs"),
+        "LORALOOP_MODEL_PATH": str(model_dir),
+    }
+    subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
+    log = tmp / "platform.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([LORALOOP, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    try:
+        _wait_healthy(proc, f"{gateway}/health", log)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        yield Platform(gateway, f"http://127.0.0.1:{engine_port}", model_dir.name, model_dir, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    leftovers = [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert leftovers == [], f"processes left after shutdown: {leftovers}"
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"loraloop run exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
+            )
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"platform not healthy in {BOOT_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")

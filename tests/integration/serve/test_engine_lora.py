@@ -1,0 +1,69 @@
+"""The real vLLM engine started by `loraloop run`: base completions and a runtime LoRA."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Platform
+
+pytestmark = pytest.mark.integration
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def chat(platform: Platform, model: str) -> str:
+    response = httpx.post(
+        f"{platform.engine_url}/v1/chat/completions",
+        json={"model": model, "messages": QUESTION, "max_tokens": 24, "temperature": 0},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def test_gateway_health_reports_the_engine(platform: Platform) -> None:
+    body = httpx.get(f"{platform.gateway_url}/health", timeout=10).json()
+    assert body["status"] == "ok"
+    assert body["engine"]["state"] == "ready"
+    assert body["engine"]["urls"] == [platform.engine_url]
+
+
+def test_base_model_answers(platform: Platform) -> None:
+    assert "Paris" in chat(platform, platform.model)
+
+
+def make_adapter(model_dir: Path, out: Path) -> None:
+    """A LoRA adapter with random (not zero) B matrices, so it visibly changes answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=32,
+        target_modules=["q_proj", "v_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    get_peft_model(base, config).save_pretrained(out)
+
+
+def test_runtime_loaded_lora_adapter_serves(platform: Platform, tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    make_adapter(platform.model_dir, adapter)
+    base_answer = chat(platform, platform.model)
+
+    response = httpx.post(
+        f"{platform.engine_url}/v1/load_lora_adapter",
+        json={"lora_name": "it-random@1", "lora_path": str(adapter)},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    models = httpx.get(f"{platform.engine_url}/v1/models", timeout=10).json()
+    assert "it-random@1" in {m["id"] for m in models["data"]}
+
+    adapted = chat(platform, "it-random@1")
+    assert adapted != base_answer

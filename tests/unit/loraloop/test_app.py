@@ -1,0 +1,51 @@
+"""The app factory wires the engine manager and the database into the routes."""
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from loraloop import db
+from loraloop.app import create_app
+from loraloop.settings import DatabaseSettings, Settings
+from serve.settings import EngineSettings, ModelSettings
+
+
+def make_settings(db_url: str, model: Path, engine_port: int, tmp_path: Path) -> Settings:
+    return Settings(
+        db=DatabaseSettings(url=db_url),
+        model=ModelSettings(path=model, name="base"),
+        engine=EngineSettings(
+            entrypoint="tests.fake_engine",
+            port=engine_port,
+            log_dir=tmp_path / "logs",
+            startup_timeout_s=30,
+        ),
+    )
+
+
+def test_lifespan_starts_and_stops_engine_and_health_reports_it(
+    db_url: str, fake_model_dir: Path, port: int, tmp_path: Path
+) -> None:
+    db.upgrade(db_url)
+    app = create_app(make_settings(db_url, fake_model_dir, port, tmp_path))
+    with TestClient(app) as client:
+        manager = app.state.engine
+        response = client.get("/health")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok"
+        assert body["database"] == "ok"
+        assert body["engine"]["state"] == "ready"
+        assert body["engine"]["urls"] == [f"http://127.0.0.1:{port}"]
+    assert manager.state == "stopped"
+
+
+def test_health_is_503_when_database_is_unreachable(
+    fake_model_dir: Path, port: int, tmp_path: Path
+) -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:9/none"
+    app = create_app(make_settings(url, fake_model_dir, port, tmp_path))
+    with TestClient(app) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("error")

@@ -1,0 +1,61 @@
+"""Migrations up and down, and the session factory, on SQLite and PostgreSQL."""
+
+from sqlalchemy import inspect
+from sqlmodel import Session, select
+
+from feedback.models import Interaction
+from loraloop import db
+
+
+def tables(url: str) -> set[str]:
+    engine = db.create_db_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_migrations_up_down_up(db_url: str) -> None:
+    assert db.current_revision(db_url) is None
+
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0001"
+    assert "interaction" in tables(db_url)
+
+    db.downgrade(db_url, "base")
+    assert db.current_revision(db_url) is None
+    assert "interaction" not in tables(db_url)
+
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0001"
+
+
+def test_upgrade_is_idempotent(db_url: str) -> None:
+    db.upgrade(db_url)
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0001"
+
+
+def test_sessions_round_trip_an_interaction(db_url: str) -> None:
+    db.upgrade(db_url)
+    engine = db.create_db_engine(db_url)
+    sessions = db.SessionFactory(engine)
+    record = Interaction(
+        endpoint="/v1/chat/completions",
+        request={"model": "base", "messages": [{"role": "user", "content": "hi"}]},
+        response_text="hello",
+        prompt_tokens=3,
+        completion_tokens=1,
+    )
+    record_id = record.id
+    try:
+        for session in sessions():
+            session.add(record)
+            session.commit()
+        with Session(engine) as session:
+            stored = session.exec(select(Interaction)).one()
+        assert stored.id == record_id
+        assert stored.request["messages"][0]["content"] == "hi"
+        assert stored.response_text == "hello"
+    finally:
+        engine.dispose()

@@ -1,0 +1,39 @@
+"""Settings compose per-package sections and read the environment only when asked."""
+
+import pytest
+from pydantic import ValidationError
+
+from loraloop.settings import get_settings, mask_url
+
+
+def test_sections_read_their_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORALOOP_ENGINE_PORT", "9123")
+    monkeypatch.setenv("LORALOOP_SERVE_PORT", "9000")
+    monkeypatch.setenv("LORALOOP_ENGINE_URLS", '["http://a:1/", "http://b:2"]')
+    settings = get_settings()
+    assert settings.engine.port == 9123
+    assert settings.serve.port == 9000
+    assert settings.engine.urls == ["http://a:1", "http://b:2"]
+
+
+def test_model_path_overrides_cache(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert get_settings().model.model_dir().name == "SmolLM2-135M-Instruct"
+    monkeypatch.setenv("LORALOOP_MODEL_PATH", str(tmp_path))
+    assert get_settings().model.model_dir() == tmp_path
+
+
+def test_bad_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORALOOP_ENGINE_GPU_MEMORY_UTILIZATION", "1.5")
+    with pytest.raises(ValidationError):
+        get_settings()
+
+
+def test_masked_hides_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORALOOP_DB_URL", "postgresql+psycopg://app:s3cret@db:5432/loraloop")
+    masked = get_settings().masked()
+    assert masked["db"]["url"] == "postgresql+psycopg://app:***@db:5432/loraloop"
+    assert "s3cret" not in str(masked)
+
+
+def test_mask_url_leaves_passwordless_urls() -> None:
+    assert mask_url("sqlite:///data/loraloop.db") == "sqlite:///data/loraloop.db"
