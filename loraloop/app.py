@@ -1,39 +1,143 @@
 """The app factory: builds the gateway from settings and the objects it depends on."""
 
 import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
+from sqlmodel import Session
 
+from feedback.capture import CaptureWriter
 from loraloop.db import SessionFactory, create_db_engine
 from loraloop.settings import Settings
+from serve.adapters import AdapterRouter
+from serve.admin import router as admin_router
+from serve.auth import Authenticator
 from serve.engine import EngineManager
+from serve.errors import install_error_handlers
+from serve.gateway import router as gateway_router
+from serve.metrics import GatewayMetrics
+from serve.proxy import Proxy
+from serve.registry import Registry
 from serve.routes import router as platform_router
+from serve.templates import TemplateStore, sync_templates
+
+log = logging.getLogger(__name__)
 
 
 def build_engine_manager(settings: Settings) -> EngineManager:
     return EngineManager(settings.engine, settings.model.model_dir(), settings.model.name)
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def open_access(settings: Settings) -> bool:
+    """Keys may be skipped on a loopback address only; elsewhere they are always required."""
+    loopback = is_loopback(settings.serve.host)
+    if settings.serve.require_keys is None:
+        return loopback
+    if not settings.serve.require_keys and not loopback:
+        raise ValueError("LORALOOP_SERVE_REQUIRE_KEYS=false is allowed on a loopback host only")
+    return not settings.serve.require_keys
+
+
 def create_app(settings: Settings, engine: EngineManager | None = None) -> FastAPI:
     """The gateway app. A given engine manager that is already running is kept as is;
     otherwise the lifespan starts it (when settings say so) and stops it on shutdown."""
     manager = engine if engine is not None else build_engine_manager(settings)
+    unauthenticated = open_access(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db_engine = create_db_engine(settings.db.url.get_secret_value(), settings.db.echo)
-        app.state.sessions = SessionFactory(db_engine)
-        app.state.engine = manager
+        s = app.state
+        s.db = create_db_engine(settings.db.url.get_secret_value(), settings.db.echo)
+        s.sessions = SessionFactory(s.db)
+        s.engine = manager
+        s.auth = Authenticator(s.db, open_access=unauthenticated)
+        if unauthenticated:
+            log.warning(
+                "API keys are not required: the gateway listens on loopback only "
+                "(LORALOOP_SERVE_REQUIRE_KEYS=true to require them)"
+            )
+        fb = settings.feedback
+        s.capture = CaptureWriter(
+            s.db,
+            fb.capture_spool_path,
+            queue_size=fb.capture_queue_size,
+            batch_size=fb.capture_batch_size,
+            retry_interval_s=fb.capture_retry_interval_s,
+        )
+        s.capture.start()
+        s.metrics = GatewayMetrics()
+        s.metrics.watch_capture(lambda: s.capture.depth, lambda: s.capture.spooled)
+        s.templates = TemplateStore()
+        with Session(s.db) as session:
+            sync_templates(session, settings.serve.templates_dir)
+        s.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(600, connect=10),
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+        )
+        registry = Registry(
+            settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
+        )
+        s.router = AdapterRouter(
+            registry,
+            s.db,
+            s.client,
+            lambda: manager.urls,
+            settings.model.name,
+            settings.serve.drain_timeout_s,
+        )
+        s.proxy = Proxy(s, settings.serve.max_body_bytes)
         if settings.serve.start_engine and manager.state == "stopped":
             await asyncio.to_thread(manager.start)
+        loop = asyncio.get_running_loop()
+        manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
+        await s.router.reconcile()
+        reconciler = loop.create_task(
+            _reconcile_forever(s.router, settings.serve.reconcile_interval_s)
+        )
         try:
             yield
         finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
             await asyncio.to_thread(manager.stop)
-            db_engine.dispose()
+            await s.client.aclose()
+            await asyncio.to_thread(s.capture.close)
+            s.db.dispose()
 
     app = FastAPI(title="loraloop", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
     app.include_router(platform_router)
+    app.include_router(gateway_router)
+    app.include_router(admin_router)
     return app
+
+
+def _reload_after_restart(
+    loop: asyncio.AbstractEventLoop, router: AdapterRouter, manager: EngineManager
+) -> None:
+    """Runs on the engine supervisor's thread: reload adapters on the app's loop."""
+    for url in manager.urls:
+        asyncio.run_coroutine_threadsafe(router.reload_engine(url), loop)
+
+
+async def _reconcile_forever(router: AdapterRouter, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await router.reconcile()
+        except Exception:
+            log.exception("reconcile with the database failed; retrying")

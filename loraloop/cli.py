@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from feedback.settings import FeedbackSettings
 from loraloop import db
 from loraloop.settings import DatabaseSettings, Settings, get_settings
 from serve.engine import EngineError, port_in_use
@@ -45,6 +46,7 @@ SECTIONS: tuple[type[BaseSettings], ...] = (
     EngineSettings,
     ModelSettings,
     DatabaseSettings,
+    FeedbackSettings,
 )
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feedback.settings import FeedbackSettings
 from serve.settings import EngineSettings, ModelSettings, ServeSettings
 
 
@@ -33,6 +34,7 @@ class Settings(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain data, with secrets and URL passwords masked."""

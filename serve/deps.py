@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from fastapi import Request
 from sqlmodel import Session
 
+from serve.adapters import AdapterRouter
 from serve.engine import EngineManager
 
 
@@ -14,3 +15,7 @@ def get_engine(request: Request) -> EngineManager:
 
 def get_session(request: Request) -> Iterator[Session]:
     yield from request.app.state.sessions()
+
+
+def get_router(request: Request) -> AdapterRouter:
+    return request.app.state.router  # type: ignore[no-any-return]

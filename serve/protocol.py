@@ -1,11 +1,117 @@
-"""Response shapes of the gateway's own (non-OpenAI) endpoints."""
+"""Request and response shapes of the gateway: OpenAI-compatible, plus loraloop's own.
+
+Inference requests keep every field they were sent (`extra="allow"`), so OpenAI
+options loraloop does not know about still reach vLLM; loraloop adds `template`,
+`template_version` and `variables`, which it consumes and does not forward.
+"""
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error object, as the official SDK parses it."""
+
+    error: ErrorBody
+
+
+class TemplateFields(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    template: str | None = None
+    template_version: int | None = Field(default=None, ge=1)
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatCompletionRequest(TemplateFields):
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CompletionRequest(TemplateFields):
+    prompt: str | list[str] = ""
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "loraloop"
+    kind: Literal["base", "alias", "version"]
+    production_version: int | None = None
+    canary_version: int | None = None
+    canary_share: float | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class TemplateCard(BaseModel):
+    name: str
+    version: int
+    latest: bool
+    description: str
+    variables: dict[str, Any]
+    default_alias: str | None
+
+
+class TemplateList(BaseModel):
+    data: list[TemplateCard]
 
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     engine: dict[str, Any]
     database: str
+
+
+class RegisterAdapterRequest(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    path: str
+    base_model: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    lineage: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromoteRequest(BaseModel):
+    version: int = Field(ge=1)
+
+
+class CanaryRequest(BaseModel):
+    version: int | None = Field(default=None, ge=1)
+    share: float = Field(ge=0.0, le=1.0)
+
+
+class AdapterVersionOut(BaseModel):
+    name: str
+    version: int
+    engine_name: str
+    path: str
+    base_model: str
+    rank: int
+    created_at: Any
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    status: str
+
+
+class AliasOut(BaseModel):
+    name: str
+    production_version: int | None
+    previous_version: int | None
+    canary_version: int | None
+    canary_share: float
+    revision: int

@@ -73,3 +73,11 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     start_engine: bool = Field(True, description="Start the engine with the gateway.")
+    require_keys: bool | None = Field(
+        None, description="None: keys required unless the gateway listens on loopback."
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    adapter_store: Path = Field(Path("data/adapters"), description="Adapters must live here.")
+    templates_dir: Path = Path("prompt_templates")
+    reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")
+    drain_timeout_s: float = Field(300.0, gt=0, description="Wait for in-flight before unload.")

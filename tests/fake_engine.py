@@ -1,8 +1,11 @@
-"""A stand-in for vLLM's api_server, for fast unit tests of the engine manager.
+"""A stand-in for vLLM's api_server, for fast unit tests of the engine manager and gateway.
 
-It takes the same flags, forks a child the way vLLM forks its engine core, and answers
-/health and /v1/models. FAKE_ENGINE_MODE picks a failure: `crash` exits at start after
-logging why, `hang` never becomes healthy.
+It takes the same flags, forks a child the way vLLM forks its engine core, and speaks
+the parts of vLLM's HTTP API the gateway uses: /health, /v1/models, chat and text
+completions (streamed or not), and runtime LoRA load/unload. Answers name the model
+that produced them (`[name] ...`) so tests can see where a request went.
+FAKE_ENGINE_MODE picks a failure: `crash` exits at start after logging why, `hang`
+never becomes healthy. FAKE_ENGINE_DELAY_S slows every completion down.
 """
 
 import argparse
@@ -12,6 +15,10 @@ import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+CONTEXT = 2048
 
 
 def main() -> None:
@@ -22,6 +29,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args, _ = parser.parse_known_args()
     mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
+    delay = float(os.environ.get("FAKE_ENGINE_DELAY_S", "0"))
     print(f"fake engine: model={args.model} mode={mode}", flush=True)
     if mode == "crash":
         print("RuntimeError: fake engine could not load the model", flush=True)
@@ -30,17 +38,112 @@ def main() -> None:
     print(f"fake engine core pid={core.pid}", flush=True)
     if mode == "hang":
         time.sleep(3600)
+    base = args.served_model_name
+    adapters: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/health":
                 self._send(200, {})
             elif self.path == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": args.served_model_name}]})
+                ids = [base, *adapters]
+                self._send(200, {"object": "list", "data": [{"id": i} for i in ids]})
             else:
                 self._send(404, {"error": "not found"})
 
-        def _send(self, status: int, body: dict[str, object]) -> None:
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/v1/load_lora_adapter":
+                if body["lora_name"] in adapters:
+                    return self._error(
+                        400, f"The lora adapter '{body['lora_name']}' has already been loaded."
+                    )
+                if not Path(body["lora_path"]).is_dir():
+                    return self._error(404, f"adapter path {body['lora_path']} not found")
+                adapters[body["lora_name"]] = body["lora_path"]
+                return self._send(200, "Success")
+            if self.path == "/v1/unload_lora_adapter":
+                if adapters.pop(body["lora_name"], None) is None:
+                    return self._error(
+                        404, f"The lora adapter '{body['lora_name']}' cannot be found."
+                    )
+                return self._send(200, "Success")
+            if self.path in ("/v1/chat/completions", "/v1/completions"):
+                return self._complete(body, chat=self.path.endswith("chat/completions"))
+            return self._error(404, "not found")
+
+        def _complete(self, body: dict[str, Any], chat: bool) -> None:
+            model = body.get("model")
+            if model != base and model not in adapters:
+                return self._error(404, f"The model `{model}` does not exist.")
+            if int(body.get("max_tokens") or 16) > CONTEXT:
+                return self._error(
+                    400, f"max_tokens is too large: maximum context length is {CONTEXT}"
+                )
+            time.sleep(delay)
+            prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+            words = f"[{model}] echo: {prompt}".split(" ")
+            usage = {
+                "prompt_tokens": len(str(prompt).split()),
+                "completion_tokens": len(words),
+                "total_tokens": len(str(prompt).split()) + len(words),
+            }
+            kind = "chat.completion" if chat else "text_completion"
+            if not body.get("stream"):
+                text = " ".join(words)
+                choice = {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    **(
+                        {"message": {"role": "assistant", "content": text}}
+                        if chat
+                        else {"text": text}
+                    ),
+                }
+                return self._send(
+                    200,
+                    {
+                        "id": "cmpl-1",
+                        "object": kind,
+                        "model": model,
+                        "choices": [choice],
+                        "usage": usage,
+                    },
+                )
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for i, word in enumerate(words):
+                piece = word if i == 0 else f" {word}"
+                choice = {
+                    "index": 0,
+                    "finish_reason": "stop" if i == len(words) - 1 else None,
+                    **({"delta": {"content": piece}} if chat else {"text": piece}),
+                }
+                chunk = {
+                    "id": "cmpl-1",
+                    "object": f"{kind}.chunk",
+                    "model": model,
+                    "choices": [choice],
+                }
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if (body.get("stream_options") or {}).get("include_usage"):
+                chunk = {
+                    "id": "cmpl-1",
+                    "object": f"{kind}.chunk",
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+
+        def _error(self, status: int, message: str) -> None:
+            self._send(
+                status, {"error": {"message": message, "type": "BadRequestError", "code": status}}
+            )
+
+        def _send(self, status: int, body: object) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

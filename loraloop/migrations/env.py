@@ -5,6 +5,7 @@ from sqlalchemy import pool
 from sqlmodel import SQLModel, create_engine
 
 import feedback.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import serve.tables  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,224 @@
+"""Hot swap: which adapter versions are loaded on which engine, and what a `model` means.
+
+The swap order is what makes it safe under load: a new version is loaded on every
+engine first; only then does the alias switch (in the database, then in this cache);
+the old version is unloaded once no request is still running on it. Gateways that did
+not make the change pick it up in `reconcile`, which follows the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from serve.registry import Registry, RegistryError
+from serve.tables import AdapterVersion, Alias
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one request goes: the engine's model name and what it stands for."""
+
+    engine_model: str
+    alias: str | None = None
+    version: int | None = None
+
+
+class EngineLoadError(RuntimeError):
+    pass
+
+
+class AdapterRouter:
+    """Resolves `model`, loads and unloads adapters on engines, counts in-flight requests."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        db: Engine,
+        client: httpx.AsyncClient,
+        engine_urls: Callable[[], list[str]],
+        base_model: str,
+        drain_timeout_s: float = 300.0,
+    ) -> None:
+        self.registry = registry
+        self.db = db
+        self.client = client
+        self.engine_urls = engine_urls
+        self.base_model = base_model
+        self.drain_timeout_s = drain_timeout_s
+        self.aliases: dict[str, Alias] = {}
+        self.versions: dict[tuple[str, int], AdapterVersion] = {}
+        self.loaded: dict[str, set[str]] = defaultdict(set)  # engine url -> engine names
+        self.inflight: dict[str, int] = defaultdict(int)
+        self._load_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._reconcile_lock = asyncio.Lock()
+        self._rr = itertools.count()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def next_engine(self) -> str:
+        urls = self.engine_urls()
+        return urls[next(self._rr) % len(urls)]
+
+    def model_names(self) -> list[str]:
+        names = [
+            self.base_model,
+            *sorted(a.name for a in self.aliases.values() if a.production_version is not None),
+        ]
+        return names + sorted(v.ref for v in self.versions.values())
+
+    async def resolve(self, model: str) -> Target:
+        if model == self.base_model:
+            return Target(self.base_model)
+        name, _, pinned = model.partition("@")
+        if pinned:
+            if not pinned.isdigit():
+                raise RegistryError(
+                    f"model '{model}': a version must be a number", 404, "model_not_found"
+                )
+            version = await self._version(name, int(pinned))
+            return Target(version.engine_name, name, version.version)
+        alias = self.aliases.get(name)
+        if alias is None:
+            await self.reconcile()
+            alias = self.aliases.get(name)
+        if alias is None:
+            raise RegistryError(f"the model '{model}' does not exist", 404, "model_not_found")
+        if alias.production_version is None:
+            raise RegistryError(f"alias '{name}' has no production version", 404, "model_not_found")
+        number = alias.production_version
+        if alias.canary_version is not None and random.random() < alias.canary_share:
+            number = alias.canary_version
+        version = await self._version(name, number)
+        return Target(version.engine_name, name, number)
+
+    async def acquire(self, target: Target, engine_url: str) -> None:
+        """Count the request as in flight on its version and make sure it is loaded there.
+
+        Every acquire is paired with one `release`, also when this raises.
+        """
+        self.inflight[target.engine_model] += 1
+        if target.version is not None:
+            try:
+                await self._load(engine_url, self.versions[(target.alias or "", target.version)])
+            except BaseException:
+                self.release(target)
+                raise
+
+    def release(self, target: Target) -> None:
+        self.inflight[target.engine_model] -= 1
+
+    async def load_everywhere(self, version: AdapterVersion) -> None:
+        """Load on every engine; raise if any one fails (nothing is switched then)."""
+        self.versions[(version.name, version.version)] = version
+        await asyncio.gather(*(self._load(url, version) for url in self.engine_urls()))
+
+    async def reconcile(self) -> None:
+        """Bring the cache and the engines in line with the database."""
+        async with self._reconcile_lock:
+            versions, aliases = await asyncio.to_thread(self._read_state)
+            self.versions.update({(v.name, v.version): v for v in versions})
+            for alias in aliases:
+                cached = self.aliases.get(alias.name)
+                if cached is not None and cached.revision == alias.revision:
+                    continue
+                for number in (alias.production_version, alias.canary_version):
+                    if number is not None:
+                        await self.load_everywhere(self.versions[(alias.name, number)])
+                self.aliases[alias.name] = alias
+            self.schedule_unload()
+
+    def engine_restarted(self, url: str) -> None:
+        """An engine came back empty: forget what it had; referenced versions load again."""
+        self.loaded[url].clear()
+
+    async def reload_engine(self, url: str) -> None:
+        self.engine_restarted(url)
+        for version in self._referenced():
+            await self._load(url, version)
+
+    def schedule_unload(self) -> None:
+        """Unload, in the background, loaded versions no alias points at any more."""
+        task = asyncio.get_running_loop().create_task(self._unload_unreferenced())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _unload_unreferenced(self) -> None:
+        keep = {v.engine_name for v in self._referenced()}
+        stale = {name for names in self.loaded.values() for name in names} - keep
+        loop = asyncio.get_running_loop()
+        for name in stale:
+            deadline = loop.time() + self.drain_timeout_s
+            while self.inflight[name] > 0 and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for url, names in self.loaded.items():
+                if name in names and self.inflight[name] == 0 and name not in self._keep():
+                    async with self._load_locks[f"{url}|{name}"]:
+                        names.discard(name)
+                        await self._post(url, "/v1/unload_lora_adapter", {"lora_name": name})
+                    log.info("unloaded %s from %s", name, url)
+
+    def _keep(self) -> set[str]:
+        return {v.engine_name for v in self._referenced()}
+
+    def _referenced(self) -> list[AdapterVersion]:
+        refs = []
+        for alias in self.aliases.values():
+            for number in (alias.production_version, alias.canary_version):
+                if number is not None and (alias.name, number) in self.versions:
+                    refs.append(self.versions[(alias.name, number)])
+        return refs
+
+    async def _version(self, name: str, number: int) -> AdapterVersion:
+        version = self.versions.get((name, number))
+        if version is None:
+            await self.reconcile()
+            version = self.versions.get((name, number))
+        if version is None:
+            raise RegistryError(
+                f"the model '{name}@{number}' does not exist", 404, "model_not_found"
+            )
+        return version
+
+    async def _load(self, url: str, version: AdapterVersion) -> None:
+        name = version.engine_name
+        if name in self.loaded[url]:
+            return
+        async with self._load_locks[f"{url}|{name}"]:
+            if name in self.loaded[url]:
+                return
+            response = await self._post(
+                url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": version.path}
+            )
+            if response.status_code != 200 and "already been loaded" not in response.text:
+                raise EngineLoadError(
+                    f"engine {url} could not load {version.ref}: "
+                    f"{response.status_code} {response.text[:500]}"
+                )
+            self.loaded[url].add(name)
+            log.info("loaded %s (%s) on %s", version.ref, name, url)
+
+    async def _post(self, url: str, path: str, body: dict[str, str]) -> httpx.Response:
+        return await self.client.post(f"{url}{path}", json=body, timeout=120)
+
+    def _read_state(self) -> tuple[list[AdapterVersion], list[Alias]]:
+        with Session(self.db) as session:
+            versions = self.registry.versions(session)
+            aliases = self.registry.aliases(session)
+            for row in [*versions, *aliases]:
+                session.expunge(row)
+        return versions, aliases

@@ -1,0 +1,124 @@
+"""Admin API: register adapter versions, promote, canary, roll back, list."""
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlmodel import Session
+
+from serve.adapters import AdapterRouter, EngineLoadError
+from serve.auth import require
+from serve.deps import get_router, get_session
+from serve.errors import APIError
+from serve.protocol import (
+    AdapterVersionOut,
+    AliasOut,
+    CanaryRequest,
+    PromoteRequest,
+    RegisterAdapterRequest,
+)
+from serve.registry import RegistryError
+from serve.tables import AdapterVersion, Alias
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require("admin"))])
+Adapters = Annotated[AdapterRouter, Depends(get_router)]
+DB = Annotated[Session, Depends(get_session)]
+
+
+def _status(version: AdapterVersion, aliases: dict[str, Alias]) -> str:
+    alias = aliases.get(version.name)
+    if alias is not None and alias.production_version == version.version:
+        return "production"
+    if alias is not None and alias.canary_version == version.version:
+        return f"canary ({alias.canary_share:.0%})"
+    return "registered"
+
+
+def _out(version: AdapterVersion, aliases: dict[str, Alias]) -> AdapterVersionOut:
+    return AdapterVersionOut(**version.model_dump(), status=_status(version, aliases))
+
+
+@router.get("/adapters", response_model=list[AdapterVersionOut])
+async def list_adapters(adapters: Adapters) -> list[AdapterVersionOut]:
+    await adapters.reconcile()
+    versions = sorted(adapters.versions.values(), key=lambda v: (v.name, v.version))
+    return [_out(v, adapters.aliases) for v in versions]
+
+
+@router.post("/adapters", response_model=AdapterVersionOut, status_code=201)
+async def register(
+    body: RegisterAdapterRequest, adapters: Adapters, session: DB
+) -> AdapterVersionOut:
+    """Register a new version and load it on every engine (it serves as `name@N` at once)."""
+    path = Path(body.path)
+    if not path.is_absolute():
+        path = adapters.registry.store / path
+    try:
+        version = adapters.registry.register(
+            session,
+            body.name,
+            path,
+            base_model=body.base_model,
+            metrics=body.metrics,
+            lineage=body.lineage,
+        )
+        session.expunge(version)
+        await adapters.load_everywhere(version)
+    except RegistryError as exc:
+        raise APIError(exc.status, str(exc), exc.code, "path") from None
+    except EngineLoadError as exc:
+        raise APIError(400, str(exc), "adapter_load_failed", "path") from None
+    return _out(version, adapters.aliases)
+
+
+@router.post("/aliases/{name}/promote", response_model=AliasOut)
+async def promote(name: str, body: PromoteRequest, adapters: Adapters, session: DB) -> Alias:
+    """Load everywhere first; switch only when every engine has it."""
+    return await _change(
+        adapters,
+        session,
+        name,
+        body.version,
+        lambda: adapters.registry.promote(session, name, body.version),
+    )
+
+
+@router.post("/aliases/{name}/canary", response_model=AliasOut)
+async def canary(name: str, body: CanaryRequest, adapters: Adapters, session: DB) -> Alias:
+    return await _change(
+        adapters,
+        session,
+        name,
+        body.version,
+        lambda: adapters.registry.set_canary(session, name, body.version, body.share),
+    )
+
+
+@router.post("/aliases/{name}/rollback", response_model=AliasOut)
+async def rollback(name: str, adapters: Adapters, session: DB) -> Alias:
+    alias = adapters.registry.alias(session, name)
+    target = alias.previous_version if alias is not None else None
+    return await _change(
+        adapters, session, name, target, lambda: adapters.registry.rollback(session, name)
+    )
+
+
+@router.get("/aliases", response_model=list[AliasOut])
+async def list_aliases(adapters: Adapters) -> list[Alias]:
+    await adapters.reconcile()
+    return sorted(adapters.aliases.values(), key=lambda a: a.name)
+
+
+async def _change(adapters, session, name, number, change):  # type: ignore[no-untyped-def]
+    try:
+        if number is not None:
+            version = adapters.registry.version(session, name, number)
+            session.expunge(version)
+            await adapters.load_everywhere(version)
+        alias = change()
+    except RegistryError as exc:
+        raise APIError(exc.status, str(exc), exc.code) from None
+    except EngineLoadError as exc:
+        raise APIError(400, str(exc), "adapter_load_failed") from None
+    await adapters.reconcile()
+    return alias

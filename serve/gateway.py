@@ -1,0 +1,72 @@
+"""The OpenAI-compatible inference API: completions, models, templates, metrics."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from serve.adapters import AdapterRouter
+from serve.auth import Principal, require
+from serve.deps import get_router, get_session
+from serve.protocol import ModelCard, ModelList, TemplateCard, TemplateList
+
+router = APIRouter()
+Client = Annotated[Principal, Depends(require("client"))]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, _: Client) -> Response:
+    return await request.app.state.proxy.handle(request, "chat")  # type: ignore[no-any-return]
+
+
+@router.post("/v1/completions")
+async def completions(request: Request, _: Client) -> Response:
+    return await request.app.state.proxy.handle(request, "completions")  # type: ignore[no-any-return]
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def models(_: Client, adapters: Annotated[AdapterRouter, Depends(get_router)]) -> ModelList:
+    """The base model, every alias with a production version, and every version."""
+    await adapters.reconcile()
+    cards = [ModelCard(id=adapters.base_model, kind="base")]
+    for alias in sorted(adapters.aliases.values(), key=lambda a: a.name):
+        if alias.production_version is not None:
+            cards.append(
+                ModelCard(
+                    id=alias.name,
+                    kind="alias",
+                    production_version=alias.production_version,
+                    canary_version=alias.canary_version,
+                    canary_share=alias.canary_share,
+                )
+            )
+    for version in sorted(adapters.versions.values(), key=lambda v: (v.name, v.version)):
+        cards.append(ModelCard(id=version.ref, kind="version"))
+    return ModelList(data=cards)
+
+
+@router.get("/v1/templates", response_model=TemplateList)
+def templates(
+    request: Request, _: Client, session: Annotated[Session, Depends(get_session)]
+) -> TemplateList:
+    rows = request.app.state.templates.list(session)
+    latest = {row.name: row.version for row in rows}
+    return TemplateList(
+        data=[
+            TemplateCard(
+                name=row.name,
+                version=row.version,
+                latest=latest[row.name] == row.version,
+                description=row.spec.get("description", ""),
+                variables=row.spec.get("variables", {}),
+                default_alias=row.spec.get("default_alias"),
+            )
+            for row in rows
+        ]
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")

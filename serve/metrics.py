@@ -1,0 +1,64 @@
+"""Prometheus metrics of one gateway, on a registry of its own (never the global one)."""
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LABELS = ("endpoint", "alias", "adapter_version")
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "loraloop_requests", "Inference requests", [*LABELS, "status"], registry=r
+        )
+        self.errors = Counter(
+            "loraloop_request_errors", "Failed inference requests", [*LABELS, "status"], registry=r
+        )
+        self.latency = Histogram(
+            "loraloop_request_latency_seconds",
+            "Request latency",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "loraloop_time_to_first_token_seconds",
+            "Time to first token",
+            LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter("loraloop_tokens", "Tokens", [*LABELS, "kind"], registry=r)
+        self.capture_queue = Gauge("loraloop_capture_queue_depth", "Records waiting", registry=r)
+        self.spooled = Gauge(
+            "loraloop_capture_spooled_records", "Records in the spool file", registry=r
+        )
+
+    def watch_capture(self, depth: Callable[[], float], spooled: Callable[[], float]) -> None:
+        self.capture_queue.set_function(depth)
+        self.spooled.set_function(spooled)
+
+    def observe(self, record: dict[str, object]) -> None:
+        labels = (
+            str(record["endpoint"]),
+            str(record.get("alias") or ""),
+            str(record.get("adapter_version") or ""),
+        )
+        status = str(record.get("status_code", 200))
+        self.requests.labels(*labels, status).inc()
+        if record.get("error"):
+            self.errors.labels(*labels, status).inc()
+        if isinstance(latency := record.get("latency_ms"), float):
+            self.latency.labels(*labels).observe(latency / 1000)
+        if isinstance(ttft := record.get("ttft_ms"), float):
+            self.ttft.labels(*labels).observe(ttft / 1000)
+        for kind in ("prompt_tokens", "completion_tokens"):
+            if isinstance(count := record.get(kind), int):
+                self.tokens.labels(*labels, kind.removesuffix("_tokens")).inc(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,273 @@
+"""Forwarding one inference request to an engine, streaming it back, and capturing it.
+
+Every request that got past authentication yields exactly one capture record, whether
+it succeeded, was refused, or broke off; the record is handed to the capture writer
+without waiting on the database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from feedback.models import new_id
+from serve.adapters import Target
+from serve.errors import APIError, error_response
+from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
+from serve.registry import RegistryError
+from serve.templates import VariableError
+
+OWN_FIELDS = {"template", "template_version", "variables"}
+
+
+class Proxy:
+    """The inference path; built once per app, with the app's router, capture and metrics."""
+
+    def __init__(self, app_state: Any, max_body_bytes: int) -> None:
+        self.state = app_state
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request, endpoint: str) -> Response:
+        started = time.perf_counter()
+        record: dict[str, Any] = {
+            "id": new_id(),
+            "created_at": datetime.now(UTC).isoformat(),
+            "client_key_id": getattr(request.state, "principal", None)
+            and request.state.principal.key_id,
+            "endpoint": endpoint,
+            "request": {},
+            "status_code": 200,
+        }
+        try:
+            payload, target = await self._prepare(request, endpoint, record)
+            url = self.state.router.next_engine()
+            await self.state.router.acquire(target, url)
+            try:
+                if payload.get("stream"):
+                    return await self._stream(url, endpoint, payload, target, record, started)
+                return await self._forward(url, endpoint, payload, record)
+            finally:
+                if not payload.get("stream"):
+                    self.state.router.release(target)
+        except APIError as exc:
+            record.update(status_code=exc.status, error=exc.message)
+            return self._with_id(
+                error_response(exc.status, exc.message, exc.code, exc.param), record
+            )
+        except httpx.HTTPError as exc:
+            record.update(status_code=502, error=f"engine unreachable: {exc!r}")
+            return self._with_id(error_response(502, "the engine did not answer"), record)
+        finally:
+            if not record.get("_streaming"):
+                self._finish(record, started)
+
+    async def _prepare(
+        self, request: Request, endpoint: str, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], Target]:
+        size = int(request.headers.get("content-length") or 0)
+        if size > self.max_body_bytes:
+            raise APIError(413, f"request body of {size} bytes exceeds {self.max_body_bytes}")
+        raw = await request.body()
+        if len(raw) > self.max_body_bytes:
+            raise APIError(413, f"request body exceeds {self.max_body_bytes} bytes")
+        record["request"] = {"raw": raw[:10_000].decode(errors="replace")}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object")
+        record["request"] = body
+        model_cls = ChatCompletionRequest if endpoint == "chat" else CompletionRequest
+        try:
+            req: TemplateFields = model_cls.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first["loc"])
+            raise APIError(400, f"{param}: {first['msg']}", "invalid_request", param) from None
+        payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
+        model = req.model
+        if req.template is not None:
+            model = model or self._apply_template(req, payload, record)
+        if not model:
+            raise APIError(400, "model is required", "invalid_request", "model")
+        if endpoint == "chat" and not payload.get("messages"):
+            raise APIError(400, "messages must not be empty", "invalid_request", "messages")
+        if endpoint == "completions" and not payload.get("prompt"):
+            raise APIError(400, "prompt must not be empty", "invalid_request", "prompt")
+        try:
+            target = await self.state.router.resolve(model)
+        except RegistryError as exc:
+            raise APIError(exc.status, str(exc), exc.code, "model") from None
+        record.update(
+            alias=target.alias,
+            adapter_version=target.version,
+            engine_model=target.engine_model,
+            requested_model=model,
+        )
+        payload["model"] = target.engine_model
+        return payload, target
+
+    def _apply_template(
+        self, req: TemplateFields, payload: dict[str, Any], record: dict[str, Any]
+    ) -> str | None:
+        """Render the template into the payload; return its default alias."""
+        if not isinstance(req, ChatCompletionRequest):
+            raise APIError(400, "templates apply to /v1/chat/completions", param="template")
+        assert req.template is not None
+        with Session(self.state.db) as session:
+            found = self.state.templates.get(session, req.template, req.template_version)
+        if found is None:
+            version = f" version {req.template_version}" if req.template_version else ""
+            raise APIError(
+                404,
+                f"template '{req.template}'{version} does not exist",
+                "template_not_found",
+                "template",
+            )
+        row, spec = found
+        try:
+            payload["messages"] = self.state.templates.render(spec, req.variables, req.messages)
+        except VariableError as exc:
+            raise APIError(
+                422, f"template '{spec.name}': {exc}", "invalid_variables", "variables"
+            ) from None
+        for key, value in spec.sampling.items():
+            payload.setdefault(key, value)
+        record.update(
+            template=row.name, template_version=row.version, rendered_messages=payload["messages"]
+        )
+        return spec.default_alias
+
+    async def _forward(
+        self, url: str, endpoint: str, payload: dict[str, Any], record: dict[str, Any]
+    ) -> Response:
+        response = await self.state.client.post(f"{url}/v1/{_path(endpoint)}", json=payload)
+        data = response.json()
+        if response.status_code >= 400:
+            return self._engine_error(response.status_code, data, record)
+        data["model"] = record["requested_model"]
+        data["interaction_id"] = record["id"]
+        choice = (data.get("choices") or [{}])[0]
+        usage = data.get("usage") or {}
+        record.update(
+            response_text=(choice.get("message") or {}).get("content")
+            if endpoint == "chat"
+            else choice.get("text"),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+        )
+        return self._with_id(JSONResponse(data), record)
+
+    async def _stream(
+        self,
+        url: str,
+        endpoint: str,
+        payload: dict[str, Any],
+        target: Target,
+        record: dict[str, Any],
+        started: float,
+    ) -> Response:
+        client: httpx.AsyncClient = self.state.client
+        upstream_request = client.build_request("POST", f"{url}/v1/{_path(endpoint)}", json=payload)
+        try:
+            upstream = await client.send(upstream_request, stream=True)
+        except BaseException:
+            self.state.router.release(target)
+            raise
+        if upstream.status_code >= 400:
+            await upstream.aread()
+            await upstream.aclose()
+            self.state.router.release(target)
+            return self._engine_error(upstream.status_code, upstream.json(), record)
+        record["_streaming"] = True
+        return self._with_id(
+            StreamingResponse(
+                self._relay(upstream, endpoint, target, record, started),
+                media_type="text/event-stream",
+            ),
+            record,
+        )
+
+    async def _relay(
+        self,
+        upstream: httpx.Response,
+        endpoint: str,
+        target: Target,
+        record: dict[str, Any],
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        parts: list[str] = []
+        try:
+            async for line in upstream.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                data = line[6:]
+                if data == "[DONE]":
+                    yield b"data: [DONE]\n\n"
+                    continue
+                chunk = json.loads(data)
+                chunk["model"] = record["requested_model"]
+                chunk["interaction_id"] = record["id"]
+                for choice in chunk.get("choices") or []:
+                    text = (
+                        (choice.get("delta") or {}).get("content")
+                        if endpoint == "chat"
+                        else choice.get("text")
+                    )
+                    if text:
+                        if "ttft_ms" not in record:
+                            record["ttft_ms"] = (time.perf_counter() - started) * 1000
+                        parts.append(text)
+                    if choice.get("finish_reason"):
+                        record["finish_reason"] = choice["finish_reason"]
+                if usage := chunk.get("usage"):
+                    record.update(
+                        prompt_tokens=usage.get("prompt_tokens"),
+                        completion_tokens=usage.get("completion_tokens"),
+                    )
+                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+        except BaseException as exc:
+            record.update(status_code=499, error=f"stream interrupted: {exc!r}")
+            raise
+        finally:
+            await upstream.aclose()
+            self.state.router.release(target)
+            record["response_text"] = "".join(parts)
+            self._finish(record, started)
+
+    def _engine_error(self, status: int, data: Any, record: dict[str, Any]) -> Response:
+        """vLLM's own 4xx (e.g. max_tokens beyond the context) passed on as OpenAI errors."""
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        message = error.get("message") if isinstance(error, dict) else str(data)
+        status = status if status < 500 else 502
+        record.update(status_code=status, error=message or "engine error")
+        return self._with_id(
+            error_response(status, message or "engine error", "engine_error"), record
+        )
+
+    @staticmethod
+    def _with_id(response: Response, record: dict[str, Any]) -> Response:
+        response.headers["X-Interaction-Id"] = record["id"]
+        return response
+
+    def _finish(self, record: dict[str, Any], started: float) -> None:
+        record["latency_ms"] = (time.perf_counter() - started) * 1000
+        record.pop("_streaming", None)
+        record.pop("requested_model", None)
+        self.state.metrics.observe(record)
+        self.state.capture.submit(record)
+
+
+def _path(endpoint: str) -> str:
+    return "chat/completions" if endpoint == "chat" else "completions"

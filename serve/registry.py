@@ -1,0 +1,186 @@
+"""The adapter registry: immutable versions, aliases, canary shares, in the database.
+
+This module holds only database state and its rules; loading adapters onto engines is
+`serve.adapters`. A version's engine name joins its reference and a hash of its
+weights, so an engine never sees one name with two different sets of weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from serve.tables import AdapterVersion, Alias, utcnow
+
+
+class RegistryError(ValueError):
+    """A registry operation was refused; `status` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class AdapterFiles:
+    """What a peft adapter directory says about itself."""
+
+    path: Path
+    base_model: str | None
+    rank: int
+    content_hash: str
+
+
+def inspect_adapter(path: Path, store: Path, max_rank: int) -> AdapterFiles:
+    """Check an adapter directory before it is registered; refuse what vLLM cannot serve."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(store.resolve()):
+        raise RegistryError(f"adapter path {path} is outside the adapter store {store}")
+    config_path = resolved / "adapter_config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        raise RegistryError(
+            f"{path} is not a peft adapter: no readable adapter_config.json"
+        ) from None
+    weights = sorted(resolved.glob("adapter_model.*"))
+    if not weights:
+        raise RegistryError(f"{path} is not a peft adapter: no adapter_model.safetensors")
+    if config.get("modules_to_save"):
+        raise RegistryError(
+            f"adapter {path} has modules_to_save {config['modules_to_save']}, which vLLM "
+            "cannot serve: train it without modules_to_save"
+        )
+    rank = int(config.get("r", 0))
+    if rank > max_rank:
+        raise RegistryError(
+            f"adapter rank {rank} exceeds the engine's max_lora_rank {max_rank} "
+            "(LORALOOP_ENGINE_MAX_LORA_RANK)"
+        )
+    digest = hashlib.sha256()
+    for file in [config_path, *weights]:
+        digest.update(file.read_bytes())
+    return AdapterFiles(resolved, config.get("base_model_name_or_path"), rank, digest.hexdigest())
+
+
+class Registry:
+    """Adapter versions and aliases; every method takes the caller's session."""
+
+    def __init__(self, base_model: str, store: Path, max_rank: int) -> None:
+        self.base_model = base_model
+        self.store = store
+        self.max_rank = max_rank
+
+    def register(
+        self,
+        session: Session,
+        name: str,
+        path: Path,
+        *,
+        base_model: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
+    ) -> AdapterVersion:
+        files = inspect_adapter(path, self.store, self.max_rank)
+        for claimed in (base_model, files.base_model):
+            if claimed and not _same_base(claimed, self.base_model):
+                raise RegistryError(
+                    f"adapter {path} is for base model {claimed!r}, "
+                    f"but this platform serves {self.base_model!r}"
+                )
+        latest = session.exec(
+            select(func.max(AdapterVersion.version)).where(AdapterVersion.name == name)
+        ).one()
+        number = (latest or 0) + 1
+        row = AdapterVersion(
+            name=name,
+            version=number,
+            engine_name=f"{name}@{number}-{files.content_hash[:12]}",
+            path=str(files.path),
+            base_model=self.base_model,
+            rank=files.rank,
+            content_hash=files.content_hash,
+            metrics=metrics or {},
+            lineage={"parent_version": latest, **(lineage or {})},
+        )
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        return row
+
+    def version(self, session: Session, name: str, number: int) -> AdapterVersion:
+        row = session.exec(
+            select(AdapterVersion).where(
+                AdapterVersion.name == name, AdapterVersion.version == number
+            )
+        ).first()
+        if row is None:
+            raise RegistryError(f"no version {number} of adapter '{name}'", 404, "model_not_found")
+        return row
+
+    def versions(self, session: Session, name: str | None = None) -> list[AdapterVersion]:
+        query = select(AdapterVersion).order_by(
+            col(AdapterVersion.name), col(AdapterVersion.version)
+        )
+        if name is not None:
+            query = query.where(AdapterVersion.name == name)
+        return list(session.exec(query))
+
+    def aliases(self, session: Session) -> list[Alias]:
+        return list(session.exec(select(Alias).order_by(col(Alias.name))))
+
+    def alias(self, session: Session, name: str) -> Alias | None:
+        return session.get(Alias, name)
+
+    def promote(self, session: Session, name: str, number: int) -> Alias:
+        """Point the alias's production at `number`; the old one is kept for rollback."""
+        self.version(session, name, number)
+        alias = session.get(Alias, name) or Alias(name=name)
+        if alias.production_version != number:
+            alias.previous_version = alias.production_version
+            alias.production_version = number
+        if alias.canary_version == number:
+            alias.canary_version, alias.canary_share = None, 0.0
+        return self._save(session, alias)
+
+    def set_canary(self, session: Session, name: str, number: int | None, share: float) -> Alias:
+        if not 0.0 <= share <= 1.0:
+            raise RegistryError(f"canary share must be between 0 and 1, got {share}")
+        alias = session.get(Alias, name)
+        if alias is None or alias.production_version is None:
+            raise RegistryError(f"alias '{name}' has no production version to canary against")
+        if number is not None:
+            self.version(session, name, number)
+        alias.canary_version = number
+        alias.canary_share = share if number is not None else 0.0
+        return self._save(session, alias)
+
+    def rollback(self, session: Session, name: str) -> Alias:
+        alias = session.get(Alias, name)
+        if alias is None or alias.previous_version is None:
+            raise RegistryError(f"alias '{name}' has no previous version to roll back to")
+        alias.production_version, alias.previous_version = (
+            alias.previous_version,
+            alias.production_version,
+        )
+        alias.canary_version, alias.canary_share = None, 0.0
+        return self._save(session, alias)
+
+    def _save(self, session: Session, alias: Alias) -> Alias:
+        alias.revision += 1
+        alias.updated_at = utcnow()
+        session.add(alias)
+        session.commit()
+        session.refresh(alias)
+        return alias
+
+
+def _same_base(recorded: str, served: str) -> bool:
+    """peft records the base model as a path or hub id; compare its last component."""
+    return Path(recorded.rstrip("/")).name == Path(served.rstrip("/")).name

@@ -1,0 +1,73 @@
+"""Tables the online path owns: adapter versions, aliases, prompt templates, API keys."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AdapterVersion(SQLModel, table=True):
+    """An immutable LoRA adapter version. `name` is its lineage, which is also its alias."""
+
+    __tablename__ = "adapter_version"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, index=True)
+    version: int
+    engine_name: str = Field(max_length=256, unique=True)
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    base_model: str = Field(max_length=256)
+    rank: int
+    content_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    lineage: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class Alias(SQLModel, table=True):
+    """What a request's `model: <name>` means right now: production plus optional canary."""
+
+    name: str = Field(primary_key=True, max_length=128)
+    production_version: int | None = None
+    previous_version: int | None = None
+    canary_version: int | None = None
+    canary_share: float = 0.0
+    revision: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PromptTemplateVersion(SQLModel, table=True):
+    """One version of a prompt template file; a changed file becomes a new version."""
+
+    __tablename__ = "prompt_template_version"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, index=True)
+    version: int
+    content_hash: str = Field(max_length=64)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored as a hash of its secret; the plain key is shown once at creation."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=16)
+    secret_hash: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    name: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked: bool = False

@@ -1,0 +1,174 @@
+"""Prompt templates: YAML files in prompt_templates/, versioned in the database.
+
+A template sets what fine-tuning does not: persona, tone, output format, few-shot
+examples. It is rendered with a sandboxed Jinja2 environment (template files are data,
+and must not reach Python objects). A changed file becomes a new version at sync; old
+versions stay addressable with `template_version`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session, col, select
+
+from serve.tables import PromptTemplateVersion
+
+VarType = Literal["string", "integer", "number", "boolean", "list"]
+PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+}
+
+
+class TemplateSpecError(ValueError):
+    """A template file is not valid; the message names the file and the field."""
+
+
+class VariableError(ValueError):
+    """A request's variables do not match the template; `problems` names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Variable(BaseModel):
+    type: VarType = "string"
+    required: bool = False
+    default: Any = None
+    description: str = ""
+
+
+class Example(BaseModel):
+    user: str
+    assistant: str
+
+
+class TemplateSpec(BaseModel):
+    """The contents of one template file."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,127}$")
+    description: str = ""
+    system: str = ""
+    output_format: str = ""
+    examples: list[Example] = Field(default_factory=list)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    default_alias: str | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_spec(path: Path) -> TemplateSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return TemplateSpec.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise TemplateSpecError(f"{path}: {exc}") from None
+
+
+def content_hash(spec: TemplateSpec) -> str:
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def sync_templates(session: Session, directory: Path) -> list[PromptTemplateVersion]:
+    """Record every template file; a file whose content changed gets a new version."""
+    added = []
+    for path in sorted(directory.glob("*.y*ml")):
+        spec = load_spec(path)
+        digest = content_hash(spec)
+        latest = session.exec(
+            select(PromptTemplateVersion)
+            .where(PromptTemplateVersion.name == spec.name)
+            .order_by(col(PromptTemplateVersion.version).desc())
+        ).first()
+        if latest is not None and latest.content_hash == digest:
+            continue
+        row = PromptTemplateVersion(
+            name=spec.name,
+            version=(latest.version + 1) if latest else 1,
+            content_hash=digest,
+            spec=json.loads(spec.model_dump_json()),
+        )
+        session.add(row)
+        added.append(row)
+    session.commit()
+    return added
+
+
+class TemplateStore:
+    """Looks templates up by name (latest or a given version) and renders them."""
+
+    def __init__(self) -> None:
+        self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+    def get(
+        self, session: Session, name: str, version: int | None = None
+    ) -> tuple[PromptTemplateVersion, TemplateSpec] | None:
+        query = select(PromptTemplateVersion).where(PromptTemplateVersion.name == name)
+        if version is not None:
+            query = query.where(PromptTemplateVersion.version == version)
+        row = session.exec(query.order_by(col(PromptTemplateVersion.version).desc())).first()
+        if row is None:
+            return None
+        return row, TemplateSpec.model_validate(row.spec)
+
+    def list(self, session: Session) -> list[PromptTemplateVersion]:
+        query = select(PromptTemplateVersion).order_by(
+            col(PromptTemplateVersion.name), col(PromptTemplateVersion.version)
+        )
+        return list(session.exec(query))
+
+    def render(
+        self, spec: TemplateSpec, variables: dict[str, Any], messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """System + few-shot turns + the request's own messages, variables filled in."""
+        values = check_variables(spec, variables)
+        system = "\n\n".join(
+            part
+            for part in (self._fill(spec.system, values), self._fill(spec.output_format, values))
+            if part
+        )
+        rendered: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        for example in spec.examples:
+            rendered.append({"role": "user", "content": self._fill(example.user, values)})
+            rendered.append({"role": "assistant", "content": self._fill(example.assistant, values)})
+        return rendered + messages
+
+    def _fill(self, text: str, values: dict[str, Any]) -> str:
+        try:
+            return self._env.from_string(text).render(**values).strip()
+        except TemplateError as exc:
+            raise VariableError([f"template error: {exc}"]) from None
+
+
+def check_variables(spec: TemplateSpec, given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults applied; every missing, unknown or mistyped variable named."""
+    problems = []
+    values: dict[str, Any] = {}
+    for name, var in spec.variables.items():
+        if name not in given:
+            if var.required:
+                problems.append(f"variable '{name}' is required ({var.type})")
+            else:
+                values[name] = var.default
+            continue
+        value = given[name]
+        wrong_bool = isinstance(value, bool) and var.type in ("integer", "number")
+        if not isinstance(value, PY_TYPES[var.type]) or wrong_bool:
+            problems.append(f"variable '{name}' must be {var.type}, got {type(value).__name__}")
+        values[name] = value
+    for name in given.keys() - spec.variables.keys():
+        problems.append(f"variable '{name}' is not declared by template '{spec.name}'")
+    if problems:
+        raise VariableError(problems)
+    return values
