@@ -7,9 +7,12 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from feedback.capture import CaptureWriter
@@ -81,8 +84,6 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.metrics = GatewayMetrics()
         s.metrics.watch_capture(lambda: s.capture.depth, lambda: s.capture.spooled)
         s.templates = TemplateStore()
-        with Session(s.db) as session:
-            sync_templates(session, settings.serve.templates_dir)
         s.client = httpx.AsyncClient(
             timeout=httpx.Timeout(600, connect=10),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
@@ -103,10 +104,9 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             await asyncio.to_thread(manager.start)
         loop = asyncio.get_running_loop()
         manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
-        await s.router.reconcile()
-        reconciler = loop.create_task(
-            _reconcile_forever(s.router, settings.serve.reconcile_interval_s)
-        )
+        sync = StateSync(s.db, s.router, settings.serve.templates_dir)
+        await sync.once()
+        reconciler = loop.create_task(sync.forever(settings.serve.reconcile_interval_s))
         try:
             yield
         finally:
@@ -134,10 +134,36 @@ def _reload_after_restart(
         asyncio.run_coroutine_threadsafe(router.reload_engine(url), loop)
 
 
-async def _reconcile_forever(router: AdapterRouter, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
+class StateSync:
+    """Keeps templates and adapter aliases in line with files and the database.
+
+    A database that is down at start does not stop the gateway (capture spools meanwhile);
+    the sync is retried on every interval until it succeeds.
+    """
+
+    def __init__(self, db: Engine, router: AdapterRouter, templates_dir: Path) -> None:
+        self.db = db
+        self.router = router
+        self.templates_dir = templates_dir
+        self.templates_synced = False
+
+    async def once(self) -> None:
         try:
-            await router.reconcile()
-        except Exception:
-            log.exception("reconcile with the database failed; retrying")
+            if not self.templates_synced:
+                await asyncio.to_thread(self._sync_templates)
+                self.templates_synced = True
+            await self.router.reconcile()
+        except SQLAlchemyError as exc:
+            log.warning("database unavailable (%s); retrying", type(exc).__name__)
+
+    async def forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.once()
+            except Exception:
+                log.exception("sync with the database failed; retrying")
+
+    def _sync_templates(self) -> None:
+        with Session(self.db) as session:
+            sync_templates(session, self.templates_dir)

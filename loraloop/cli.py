@@ -7,25 +7,20 @@ will not start) ends in one readable message and a non-zero exit, not a tracebac
 import json
 import logging
 import signal
-from collections.abc import Callable
-from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from feedback.settings import FeedbackSettings
 from loraloop import db
+from loraloop.cli_admin import adapters_app, keys_app
+from loraloop.cli_support import CliError, console, err, friendly
 from loraloop.settings import DatabaseSettings, Settings, get_settings
-from serve.engine import EngineError, port_in_use
-from serve.model_store import ModelError, ModelPuller, list_models, verify_hashes
-from serve.settings import EngineSettings, ModelSettings, ServeSettings
+from serve.engine import port_in_use
+from serve.model_store import ModelPuller, list_models, verify_hashes
+from serve.settings import ModelSettings
 
 app = typer.Typer(
     help="Serve LoRA adapters through vLLM and close the feedback loop.",
@@ -36,66 +31,8 @@ models_app = typer.Typer(help="Pull and list base models.", no_args_is_help=True
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
-
-console = Console()
-err = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-SECTIONS: tuple[type[BaseSettings], ...] = (
-    ServeSettings,
-    EngineSettings,
-    ModelSettings,
-    DatabaseSettings,
-    FeedbackSettings,
-)
-
-
-class CliError(Exception):
-    """A failure already worded for the user."""
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Name the environment variable behind each invalid setting."""
-    prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in SECTIONS}
-    prefix = prefixes.get(exc.title, "")
-    lines = ["invalid settings:"]
-    for error in exc.errors():
-        field = "_".join(str(part) for part in error["loc"])
-        name = f"{prefix}{field}".upper() if prefix else field
-        lines.append(f"  {name}={error.get('input')!r}: {error['msg']}")
-    return "\n".join(lines)
-
-
-def friendly(func: F) -> F:
-    """Turn the errors a user can cause into one message and exit code 1 (2 for settings)."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ValidationError as exc:
-            err.print(
-                f"error: {describe_validation_error(exc)}",
-                style="red",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(2) from None
-        except (CliError, ModelError, EngineError) as exc:
-            err.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except SQLAlchemyError as exc:
-            err.print(
-                f"database error: {exc.__class__.__name__}: {exc}",
-                style="red",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(keys_app, name="keys")
 
 
 def progress() -> Progress:

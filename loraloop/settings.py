@@ -27,6 +27,15 @@ class DatabaseSettings(BaseSettings):
     echo: bool = False
 
 
+class CliSettings(BaseSettings):
+    """How the CLI reaches a running gateway for admin commands."""
+
+    model_config = SettingsConfigDict(env_prefix="LORALOOP_CLI_", env_file=".env", extra="ignore")
+
+    gateway_url: str | None = Field(None, description="Default: the local gateway from settings.")
+    api_key: SecretStr | None = Field(None, description="An admin key for admin commands.")
+
+
 class Settings(BaseModel):
     """The composed settings handed to the app factory and the CLI."""
 
@@ -35,11 +44,14 @@ class Settings(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    cli: CliSettings = Field(default_factory=CliSettings)
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain data, with secrets and URL passwords masked."""
         data = json.loads(self.model_dump_json())
         data["db"]["url"] = mask_url(self.db.url.get_secret_value())
+        if self.cli.api_key is not None:
+            data["cli"]["api_key"] = "***"
         return data
 
 

@@ -97,7 +97,8 @@ class Proxy:
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
-            model = model or self._apply_template(req, payload, record)
+            default_alias = self._apply_template(req, payload, record)
+            model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
         if endpoint == "chat" and not payload.get("messages"):

@@ -18,22 +18,30 @@ def tables(url: str) -> set[str]:
 def test_migrations_up_down_up(db_url: str) -> None:
     assert db.current_revision(db_url) is None
 
-    db.upgrade(db_url)
+    db.upgrade(db_url, "0001")
     assert db.current_revision(db_url) == "0001"
     assert "interaction" in tables(db_url)
+    assert "adapter_version" not in tables(db_url)
+
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == db.head_revision() != "0001"
+    assert {"interaction", "adapter_version", "alias", "api_key"} <= tables(db_url)
+
+    db.downgrade(db_url, "0001")
+    assert "alias" not in tables(db_url)
 
     db.downgrade(db_url, "base")
     assert db.current_revision(db_url) is None
     assert "interaction" not in tables(db_url)
 
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == db.head_revision()
 
 
 def test_upgrade_is_idempotent(db_url: str) -> None:
     db.upgrade(db_url)
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0001"
+    assert db.current_revision(db_url) == db.head_revision()
 
 
 def test_sessions_round_trip_an_interaction(db_url: str) -> None:

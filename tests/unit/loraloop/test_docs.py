@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from loraloop.cli import SECTIONS
+from loraloop.cli_support import SECTIONS
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -1,6 +1,7 @@
 """The inference API on the fake engine: OpenAI shapes, streaming, errors, capture."""
 
 import json
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 

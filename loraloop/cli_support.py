@@ -1,0 +1,78 @@
+"""What every CLI command shares: consoles, and turning user-caused errors into messages."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from feedback.settings import FeedbackSettings
+from loraloop.settings import CliSettings, DatabaseSettings
+from serve.engine import EngineError
+from serve.model_store import ModelError
+from serve.settings import EngineSettings, ModelSettings, ServeSettings
+
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SECTIONS: tuple[type[BaseSettings], ...] = (
+    ServeSettings,
+    EngineSettings,
+    ModelSettings,
+    DatabaseSettings,
+    FeedbackSettings,
+    CliSettings,
+)
+
+
+class CliError(Exception):
+    """A failure already worded for the user."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Name the environment variable behind each invalid setting."""
+    prefixes = {cls.__name__: cls.model_config.get("env_prefix", "") for cls in SECTIONS}
+    prefix = prefixes.get(exc.title, "")
+    lines = ["invalid settings:"]
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"])
+        name = f"{prefix}{field}".upper() if prefix else field
+        lines.append(f"  {name}={error.get('input')!r}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def friendly(func: F) -> F:
+    """Turn the errors a user can cause into one message and exit code 1 (2 for settings)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            err.print(
+                f"error: {describe_validation_error(exc)}",
+                style="red",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+        except (CliError, ModelError, EngineError) as exc:
+            err.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except SQLAlchemyError as exc:
+            err.print(
+                f"database error: {exc.__class__.__name__}: {exc}",
+                style="red",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,160 @@
+"""Prompt templates: rendering, variable checks, versioning at sync, use in requests."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from loraloop import db
+from serve.templates import (
+    TemplateSpec,
+    TemplateSpecError,
+    TemplateStore,
+    VariableError,
+    load_spec,
+    sync_templates,
+)
+from tests.conftest import REPO
+
+TEMPLATES = REPO / "prompt_templates"
+
+
+def test_shipped_templates_are_valid() -> None:
+    names = {load_spec(p).name for p in TEMPLATES.glob("*.yaml")}
+    assert {"support-agent", "summarizer", "ticket-classifier"} <= names
+
+
+def test_render_puts_system_examples_then_messages() -> None:
+    spec = load_spec(TEMPLATES / "support-agent.yaml")
+    messages = TemplateStore().render(
+        spec,
+        {"customer_name": "Ana", "max_sentences": 2},
+        [{"role": "user", "content": "My invoice is wrong"}],
+    )
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "You help Ana" in messages[0]["content"]
+    assert "at most 2 sentences" in messages[0]["content"]
+    assert messages[-1]["content"] == "My invoice is wrong"
+
+
+def test_variable_problems_are_all_named() -> None:
+    spec = load_spec(TEMPLATES / "support-agent.yaml")
+    with pytest.raises(VariableError) as info:
+        TemplateStore().render(spec, {"max_sentences": "three", "mood": "x"}, [])
+    problems = " ".join(info.value.problems)
+    assert "'customer_name' is required" in problems
+    assert "'max_sentences' must be integer, got str" in problems
+    assert "'mood' is not declared" in problems
+
+
+def test_sandbox_blocks_python_internals() -> None:
+    spec = TemplateSpec(name="evil", system="{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(VariableError, match="template error"):
+        TemplateStore().render(spec, {}, [])
+
+
+def test_invalid_file_names_itself(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: Not Valid Name\nsystem: hi\n")
+    with pytest.raises(TemplateSpecError, match=r"bad\.yaml"):
+        load_spec(bad)
+
+
+def test_changed_file_becomes_new_version_old_stays(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    db.upgrade(url)
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    shutil.copy(TEMPLATES / "summarizer.yaml", directory)
+    engine = db.create_db_engine(url)
+    store = TemplateStore()
+    with Session(engine) as session:
+        assert [r.version for r in sync_templates(session, directory)] == [1]
+        assert sync_templates(session, directory) == [], "unchanged file: no new version"
+        path = directory / "summarizer.yaml"
+        path.write_text(path.read_text().replace("three lines", "four lines"))
+        assert [r.version for r in sync_templates(session, directory)] == [2]
+        latest = store.get(session, "summarizer")
+        first = store.get(session, "summarizer", 1)
+        assert latest is not None and first is not None
+        assert "four lines" in latest[1].output_format
+        assert "three lines" in first[1].output_format
+    engine.dispose()
+
+
+def test_request_with_template_is_rendered_and_captured(gateway: TestClient) -> None:
+    response = gateway.post(
+        "/v1/chat/completions",
+        json={
+            "model": "base",
+            "template": "support-agent",
+            "variables": {"customer_name": "Ana"},
+            "messages": [{"role": "user", "content": "Where is my invoice?"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+    from feedback.models import Interaction
+
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        record = session.get(Interaction, response.json()["interaction_id"])
+    assert record is not None
+    assert record.template == "support-agent"
+    assert record.template_version == 1
+    assert record.rendered_messages is not None
+    assert "You help Ana" in record.rendered_messages[0]["content"]
+    assert "template" in record.request
+
+
+def test_template_errors_are_422_naming_variables(gateway: TestClient) -> None:
+    response = gateway.post(
+        "/v1/chat/completions",
+        json={
+            "model": "base",
+            "template": "support-agent",
+            "variables": {"max_sentences": "x"},
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert "customer_name" in message and "max_sentences" in message
+    missing = gateway.post(
+        "/v1/chat/completions",
+        json={"model": "base", "template": "nope", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert missing.status_code == 404
+    old = gateway.post(
+        "/v1/chat/completions",
+        json={
+            "model": "base",
+            "template": "summarizer",
+            "template_version": 7,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    assert old.status_code == 404
+    assert "version 7" in old.json()["error"]["message"]
+
+
+def test_template_default_alias_is_used_without_model(gateway: TestClient) -> None:
+    response = gateway.post(
+        "/v1/chat/completions",
+        json={
+            "template": "support-agent",
+            "variables": {"customer_name": "Ana"},
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
+    assert response.status_code == 404, "its default alias `support` has no version yet"
+    assert "support" in response.json()["error"]["message"]
+
+
+def test_templates_endpoint_lists_versions(gateway: TestClient) -> None:
+    data = gateway.get("/v1/templates").json()["data"]
+    by_name = {t["name"]: t for t in data}
+    assert by_name["support-agent"]["latest"] is True
+    assert by_name["support-agent"]["variables"]["customer_name"]["required"] is True
+    assert by_name["support-agent"]["default_alias"] == "support"
