@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.unit.serve.conftest import make_adapter_dir
+from tests.conftest import make_adapter_dir
 
 
 def register(client: TestClient, name: str, path: Path | str):  # type: ignore[no-untyped-def]
