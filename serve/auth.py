@@ -55,8 +55,15 @@ class Authenticator:
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     def authenticate(self, authorization: str | None) -> Principal:
-        if self.open_access and not authorization:
-            return Principal(None, "admin")
+        if self.open_access:
+            # SDKs always send some key; open access takes any, but keeps a real key's id.
+            try:
+                return self._authenticate(authorization)
+            except APIError:
+                return Principal(None, "admin")
+        return self._authenticate(authorization)
+
+    def _authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise APIError(
                 401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key"

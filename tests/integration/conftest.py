@@ -19,7 +19,7 @@ import pytest
 
 from serve.model_store import check_model_dir
 from serve.settings import ModelSettings
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 
 BOOT_TIMEOUT_S = 600
 LORALOOP = str(Path(sys.executable).parent / "loraloop")
@@ -32,6 +32,8 @@ class Platform:
     model: str
     model_dir: Path
     log: Path
+    adapter_store: Path
+    db_url: str
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
         "LORALOOP_ENGINE_PORT": str(engine_port),
         "LORALOOP_ENGINE_LOG_DIR": str(tmp / "logs"),
         "LORALOOP_MODEL_PATH": str(model_dir),
+        "LORALOOP_SERVE_ADAPTER_STORE": str(tmp / "adapters"),
+        "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
+        "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
+        "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp / "spool.jsonl"),
     }
+    (tmp / "adapters").mkdir()
     subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
     log = tmp / "platform.log"
     with log.open("wb") as out:
@@ -61,7 +68,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
     try:
         _wait_healthy(proc, f"{gateway}/health", log)
         family = psutil.Process(proc.pid).children(recursive=True)
-        yield Platform(gateway, f"http://127.0.0.1:{engine_port}", model_dir.name, model_dir, log)
+        yield Platform(
+            gateway,
+            f"http://127.0.0.1:{engine_port}",
+            model_dir.name,
+            model_dir,
+            log,
+            tmp / "adapters",
+            env["LORALOOP_DB_URL"],
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

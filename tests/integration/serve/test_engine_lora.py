@@ -33,13 +33,13 @@ def test_base_model_answers(platform: Platform) -> None:
     assert "Paris" in chat(platform, platform.model)
 
 
-def make_adapter(model_dir: Path, out: Path) -> None:
+def make_adapter(model_dir: Path, out: Path, seed: int = 0) -> None:
     """A LoRA adapter with random (not zero) B matrices, so it visibly changes answers."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = LoraConfig(
         r=8,

@@ -150,3 +150,28 @@ def test_another_gateway_promotion_is_picked_up(
             break
         time.sleep(0.05)
     assert router.aliases["support"].production_version == 1
+
+
+def test_adapters_are_loaded_again_after_an_engine_restart(
+    gateway: TestClient, store: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    register(gateway, "support", make_adapter_dir(store, "restart1"))
+    gateway.post("/admin/aliases/support/promote", json={"version": 1})
+    manager = gateway.app.state.engine  # type: ignore[attr-defined]
+    old_pid = manager.pid
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (manager.restarts == 1 and manager.state == "ready"):
+        time.sleep(0.05)
+    assert manager.pid != old_pid
+    body = {"model": "support", "messages": [{"role": "user", "content": "hi"}]}
+    deadline = time.monotonic() + 10  # the reload hook runs on the app's loop
+    while time.monotonic() < deadline:
+        if gateway.post("/v1/chat/completions", json=body).status_code == 200:
+            break
+        time.sleep(0.1)
+    assert engine_name(gateway, "support@1") in answer(gateway, "support")
