@@ -177,8 +177,12 @@ class CaptureWriter:
             return sum(1 for line in f if line.strip())
 
 
+COLUMNS = frozenset(Interaction.model_fields)
+
+
 def _to_row(record: dict[str, Any]) -> dict[str, Any]:
-    row = dict(record)
+    """Only the table's columns: a stray key must not make a batch (and its replay) fail."""
+    row = {k: v for k, v in record.items() if k in COLUMNS}
     created = row.get("created_at")
     if isinstance(created, str):
         row["created_at"] = datetime.fromisoformat(created)

@@ -69,12 +69,16 @@ def run(
     """Start the platform: the supervised vLLM engine and the gateway API."""
     import uvicorn
 
-    from loraloop.app import build_engine_manager, create_app
+    from loraloop.app import build_engine_manager, create_app, open_access
 
     _setup_logging()
     settings = get_settings()
     host = host or settings.serve.host
     port = port or settings.serve.port
+    try:
+        open_access(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     if port_in_use(host, port):
         raise CliError(
             f"gateway port {port} on {host} is already in use: stop what listens "
@@ -97,7 +101,13 @@ def run(
             f"[green]loraloop[/green] gateway on http://{host}:{port}, "
             f"engine {', '.join(manager.urls)}"
         )
-        uvicorn.run(create_app(settings, engine=manager), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings, engine=manager),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,  # every request is captured as an interaction, and counted
+        )
     finally:
         manager.stop()
 
@@ -176,6 +186,7 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def _setup_logging() -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO,
         format="%(message)s",

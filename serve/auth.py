@@ -7,6 +7,7 @@ is then treated as admin, and the gateway says so at start.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -46,24 +47,29 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+OPEN = Principal(None, "admin")
+
+
 class Authenticator:
     """Checks bearer keys against the database, with a short cache of verified keys."""
 
     def __init__(self, db: Engine, open_access: bool) -> None:
         self.db = db
         self.open_access = open_access
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None) -> Principal:
         if self.open_access:
+            if not authorization:
+                return OPEN
             # SDKs always send some key; open access takes any, but keeps a real key's id.
             try:
-                return self._authenticate(authorization)
+                return await self._authenticate(authorization)
             except APIError:
-                return Principal(None, "admin")
-        return self._authenticate(authorization)
+                return OPEN
+        return await self._authenticate(authorization)
 
-    def _authenticate(self, authorization: str | None) -> Principal:
+    async def _authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise APIError(
                 401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key"
@@ -71,12 +77,15 @@ class Authenticator:
         key = authorization[7:].strip()
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < CACHE_TTL_S:
-            return cached[1]
-        principal = self._lookup(key)
-        self._cache[key] = (time.monotonic(), principal)
+            principal = cached[1]
+        else:
+            principal = await asyncio.to_thread(self._lookup, key)
+            self._cache[key] = (time.monotonic(), principal)
+        if principal is None:
+            raise APIError(401, "invalid API key", "invalid_api_key")
         return principal
 
-    def _lookup(self, key: str) -> Principal:
+    def _lookup(self, key: str) -> Principal | None:
         parts = key.split("-", 2)
         if len(parts) == 3 and parts[0] == "ll":
             with Session(self.db) as session:
@@ -87,15 +96,15 @@ class Authenticator:
                 and hmac.compare_digest(row.secret_hash, _hash(parts[2]))
             ):
                 return Principal(row.id, row.role)
-        raise APIError(401, "invalid API key", "invalid_api_key")
+        return None
 
 
 def require(role: Role):  # type: ignore[no-untyped-def]
     """A FastAPI dependency: the caller's key must have at least `role`."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         auth: Authenticator = request.app.state.auth
-        principal = auth.authenticate(request.headers.get("authorization"))
+        principal = await auth.authenticate(request.headers.get("authorization"))
         if ROLES[principal.role] < ROLES[role]:
             raise APIError(
                 403,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
@@ -63,7 +63,7 @@ class Proxy:
             return self._with_id(
                 error_response(exc.status, exc.message, exc.code, exc.param), record
             )
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             record.update(status_code=502, error=f"engine unreachable: {exc!r}")
             return self._with_id(error_response(502, "the engine did not answer"), record)
         finally:
@@ -152,10 +152,11 @@ class Proxy:
     async def _forward(
         self, url: str, endpoint: str, payload: dict[str, Any], record: dict[str, Any]
     ) -> Response:
-        response = await self.state.client.post(f"{url}/v1/{_path(endpoint)}", json=payload)
-        data = response.json()
-        if response.status_code >= 400:
-            return self._engine_error(response.status_code, data, record)
+        http: aiohttp.ClientSession = self.state.http
+        async with http.post(f"{url}/v1/{_path(endpoint)}", json=payload) as response:
+            data = await _json(response)
+        if response.status >= 400 or not isinstance(data, dict):
+            return self._engine_error(response.status, data, record)
         data["model"] = record["requested_model"]
         data["interaction_id"] = record["id"]
         choice = (data.get("choices") or [{}])[0]
@@ -179,18 +180,17 @@ class Proxy:
         record: dict[str, Any],
         started: float,
     ) -> Response:
-        client: httpx.AsyncClient = self.state.client
-        upstream_request = client.build_request("POST", f"{url}/v1/{_path(endpoint)}", json=payload)
+        http: aiohttp.ClientSession = self.state.http
         try:
-            upstream = await client.send(upstream_request, stream=True)
+            upstream = await http.post(f"{url}/v1/{_path(endpoint)}", json=payload)
         except BaseException:
             self.state.router.release(target)
             raise
-        if upstream.status_code >= 400:
-            await upstream.aread()
-            await upstream.aclose()
+        if upstream.status >= 400:
+            data = await _json(upstream)
+            upstream.release()
             self.state.router.release(target)
-            return self._engine_error(upstream.status_code, upstream.json(), record)
+            return self._engine_error(upstream.status, data, record)
         record["_streaming"] = True
         return self._with_id(
             StreamingResponse(
@@ -202,7 +202,7 @@ class Proxy:
 
     async def _relay(
         self,
-        upstream: httpx.Response,
+        upstream: aiohttp.ClientResponse,
         endpoint: str,
         target: Target,
         record: dict[str, Any],
@@ -210,7 +210,8 @@ class Proxy:
     ) -> AsyncIterator[bytes]:
         parts: list[str] = []
         try:
-            async for line in upstream.aiter_lines():
+            async for raw_line in upstream.content:
+                line = raw_line.decode().rstrip("\r\n")
                 if not line.startswith("data: "):
                     continue
                 data = line[6:]
@@ -242,7 +243,7 @@ class Proxy:
             record.update(status_code=499, error=f"stream interrupted: {exc!r}")
             raise
         finally:
-            await upstream.aclose()
+            upstream.release()
             self.state.router.release(target)
             record["response_text"] = "".join(parts)
             self._finish(record, started)
@@ -268,6 +269,14 @@ class Proxy:
         record.pop("requested_model", None)
         self.state.metrics.observe(record)
         self.state.capture.submit(record)
+
+
+async def _json(response: aiohttp.ClientResponse) -> Any:
+    text = await response.text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"error": {"message": text[:2000]}}
 
 
 def _path(endpoint: str) -> str:

@@ -1,0 +1,135 @@
+"""Boots the real platform (`loraloop run`: vLLM engine + gateway) for benchmarks, and
+drives concurrent load against it."""
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+LORALOOP = str(Path(sys.executable).parent / "loraloop")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Running:
+    gateway: str
+    engine: str
+    model: str
+    adapter_store: Path
+    db_url: str
+
+
+@contextmanager
+def platform() -> Iterator[Running]:
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        gw, en = free_port(), free_port()
+        env = {**os.environ, "LORALOOP_DB_URL": f"sqlite:///{d / 'bench.db'}",
+               "LORALOOP_SERVE_PORT": str(gw), "LORALOOP_ENGINE_PORT": str(en),
+               "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"),
+               "LORALOOP_SERVE_ADAPTER_STORE": str(d / "adapters"),
+               "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
+               "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
+               "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl")}  # fmt: skip
+        (d / "adapters").mkdir()
+        subprocess.run(
+            [LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO
+        )
+        log = (d / "run.log").open("wb")
+        proc = subprocess.Popen(
+            [LORALOOP, "run"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise SystemExit((d / "run.log").read_text()[-3000:])
+                try:
+                    if httpx.get(f"http://127.0.0.1:{gw}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            model = httpx.get(f"http://127.0.0.1:{en}/v1/models").json()["data"][0]["id"]
+            yield Running(
+                f"http://127.0.0.1:{gw}",
+                f"http://127.0.0.1:{en}",
+                model,
+                d / "adapters",
+                env["LORALOOP_DB_URL"],
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    latencies: list[float]
+    tokens: int
+    failures: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+
+async def load(
+    base: str, model: str, prompts: list[str], concurrency: int, max_tokens: int
+) -> LoadResult:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in prompts:
+        queue.put_nowait(p)
+    latencies: list[float] = []
+    tokens = failures = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal tokens, failures
+        while not queue.empty():
+            prompt = queue.get_nowait()
+            t0 = time.perf_counter()
+            r = await client.post(
+                f"{base}/v1/chat/completions",
+                json={
+                    "model": model,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                    "ignore_eos": True,
+                },
+            )
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                failures += 1
+                continue
+            tokens += r.json()["usage"]["completion_tokens"]
+
+    limits = httpx.Limits(max_connections=concurrency * 2)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    return LoadResult(seconds, latencies, tokens, failures)
