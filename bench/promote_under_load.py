@@ -19,7 +19,7 @@ from feedback.models import Interaction
 from loraloop import db
 
 sys.path.insert(0, str(REPO))
-from tests.integration.serve.test_engine_lora import make_adapter
+from tests.helpers import make_adapter
 
 CONCURRENCY = 8
 
@@ -77,7 +77,8 @@ def main() -> None:
         time.sleep(1)
         engine = db.create_db_engine(p.db_url)
         with Session(engine) as session:
-            versions = dict(session.exec(select(Interaction.id, Interaction.adapter_version)))
+            rows = session.exec(select(Interaction.id, Interaction.adapter_version)).all()
+            versions = {i: v for i, v in rows}
         first_v2 = min(t for t, i in done if versions.get(i) == 2)
     assert started is not None and returned is not None
     print(f"reference (no promote): {len(ref_done) / 15:.1f} req/s, failed {len(ref_failed)}")

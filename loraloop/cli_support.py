@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -46,6 +46,11 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(message, style="red", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
 def friendly(func: F) -> F:
     """Turn the errors a user can cause into one message and exit code 1 (2 for settings)."""
 
@@ -54,25 +59,10 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ValidationError as exc:
-            err.print(
-                f"error: {describe_validation_error(exc)}",
-                style="red",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(2) from None
+            fail(f"error: {describe_validation_error(exc)}", 2)
         except (CliError, ModelError, EngineError) as exc:
-            err.print(f"error: {exc}", style="red", highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            fail(f"error: {exc}")
         except SQLAlchemyError as exc:
-            err.print(
-                f"database error: {exc.__class__.__name__}: {exc}",
-                style="red",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+            fail(f"database error: {exc.__class__.__name__}: {exc}")
 
     return wrapper  # type: ignore[return-value]

@@ -5,6 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
 
 pytestmark = pytest.mark.integration
@@ -31,24 +32,6 @@ def test_gateway_health_reports_the_engine(platform: Platform) -> None:
 
 def test_base_model_answers(platform: Platform) -> None:
     assert "Paris" in chat(platform, platform.model)
-
-
-def make_adapter(model_dir: Path, out: Path, seed: int = 0) -> None:
-    """A LoRA adapter with random (not zero) B matrices, so it visibly changes answers."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(
-        r=8,
-        lora_alpha=32,
-        target_modules=["q_proj", "v_proj"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    get_peft_model(base, config).save_pretrained(out)
 
 
 def test_runtime_loaded_lora_adapter_serves(platform: Platform, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from feedback.models import Interaction
 from loraloop import db
+from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
-from tests.integration.serve.test_engine_lora import make_adapter
 
 pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
