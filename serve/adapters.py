@@ -169,7 +169,11 @@ class AdapterRouter:
                 if name in names and self.inflight[name] == 0 and name not in self._keep():
                     async with self._load_locks[f"{url}|{name}"]:
                         names.discard(name)
-                        await self._post(url, "/v1/unload_lora_adapter", {"lora_name": name})
+                        try:
+                            await self._post(url, "/v1/unload_lora_adapter", {"lora_name": name})
+                        except EngineLoadError as exc:
+                            log.warning("could not unload %s: %s", name, exc)
+                            continue
                     log.info("unloaded %s from %s", name, url)
 
     def _keep(self) -> set[str]:
@@ -213,7 +217,10 @@ class AdapterRouter:
             log.info("loaded %s (%s) on %s", version.ref, name, url)
 
     async def _post(self, url: str, path: str, body: dict[str, str]) -> httpx.Response:
-        return await self.client.post(f"{url}{path}", json=body, timeout=120)
+        try:
+            return await self.client.post(f"{url}{path}", json=body, timeout=120)
+        except httpx.HTTPError as exc:
+            raise EngineLoadError(f"engine {url} did not answer {path}: {exc!r}") from None
 
     def _read_state(self) -> tuple[list[AdapterVersion], list[Alias]]:
         with Session(self.db) as session:

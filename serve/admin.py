@@ -67,7 +67,8 @@ async def register(
     except RegistryError as exc:
         raise APIError(exc.status, str(exc), exc.code, "path") from None
     except EngineLoadError as exc:
-        raise APIError(400, str(exc), "adapter_load_failed", "path") from None
+        message = f"{version.ref} is registered, but not loaded on every engine: {exc}"
+        raise APIError(400, message, "adapter_load_failed", "path") from None
     return _out(version, adapters.aliases)
 
 

@@ -109,7 +109,13 @@ def make_adapter_dir(
     return path
 
 
-def gateway_settings(tmp_path: Path, db_url: str, model_dir: Path, **serve: object) -> Settings:
+def gateway_settings(
+    tmp_path: Path,
+    db_url: str,
+    model_dir: Path,
+    engine_urls: list[str] | None = None,
+    **serve: object,
+) -> Settings:
     return Settings(
         serve=ServeSettings(
             port=free_port(),
@@ -124,6 +130,7 @@ def gateway_settings(tmp_path: Path, db_url: str, model_dir: Path, **serve: obje
             port=free_port(),
             log_dir=tmp_path / "logs",
             startup_timeout_s=30,
+            urls=engine_urls or [],
         ),
         model=ModelSettings(path=model_dir, name="base"),
         db=DatabaseSettings(url=db_url),
@@ -144,8 +151,8 @@ def sqlite_url(tmp_path: Path) -> str:
 def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def make(db_url: str, **serve: object) -> TestClient:
-        settings = gateway_settings(tmp_path, db_url, fake_model_dir, **serve)
+    def make(db_url: str, engine_urls: list[str] | None = None, **serve: object) -> TestClient:
+        settings = gateway_settings(tmp_path, db_url, fake_model_dir, engine_urls, **serve)
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
         client = TestClient(create_app(settings))
         client.__enter__()
