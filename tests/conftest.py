@@ -141,6 +141,13 @@ def gateway_settings(
 
 
 @pytest.fixture
+def migrated_db(db_url: str) -> str:
+    """An empty database of each kind, migrated to head."""
+    db.upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
     db.upgrade(url)
@@ -165,8 +172,9 @@ def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[...,
 
 
 @pytest.fixture
-def gateway(make_gateway: Callable[..., TestClient], sqlite_url: str) -> TestClient:
-    return make_gateway(sqlite_url)
+def gateway(migrated_db: str, make_gateway: Callable[..., TestClient]) -> TestClient:
+    """A gateway on each database kind (migrated_db first: its reset runs after shutdown)."""
+    return make_gateway(migrated_db)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def live(make_live_gateway: Callable[..., Settings], sqlite_url: str) -> Settings:
-    return make_live_gateway(sqlite_url, require_keys=True)
+def live(migrated_db: str, make_live_gateway: Callable[..., Settings]) -> Settings:
+    return make_live_gateway(migrated_db, require_keys=True)
 
 
 def test_keys_and_adapter_lifecycle_through_the_cli(live: Settings) -> None:

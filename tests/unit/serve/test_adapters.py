@@ -1,6 +1,7 @@
 """Adapter registry through the admin API: register, pin, promote, canary, rollback."""
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -131,14 +132,14 @@ def test_promote_unknown_version_and_rollback_without_history(gateway: TestClien
 
 
 def test_another_gateway_promotion_is_picked_up(
-    make_gateway,
-    sqlite_url: str,
+    migrated_db: str,
+    make_gateway: Callable[..., TestClient],
+    gateway: TestClient,
     store: Path,
-    gateway: TestClient,  # type: ignore[no-untyped-def]
 ) -> None:
     """Two gateways on one database: a promote through one reaches the other."""
     register(gateway, "support", make_adapter_dir(store, "r1"))
-    other = make_gateway(sqlite_url)
+    other = make_gateway(migrated_db)
     gateway.post("/admin/aliases/support/promote", json={"version": 1})
     router = other.app.state.router
     import time
@@ -178,10 +179,10 @@ def test_adapters_are_loaded_again_after_an_engine_restart(
 
 
 def test_two_replicas_load_everywhere_and_refuse_a_partial_promote(
-    make_gateway,
-    sqlite_url: str,
+    migrated_db: str,
+    make_gateway: Callable[..., TestClient],
     tmp_path: Path,
-    fake_model_dir: Path,  # type: ignore[no-untyped-def]
+    fake_model_dir: Path,
 ) -> None:
     """Versions load on every replica; if one cannot load, the alias does not switch."""
     import httpx
@@ -206,7 +207,7 @@ def test_two_replicas_load_everywhere_and_refuse_a_partial_promote(
     for replica in replicas:
         replica.start()
     try:
-        gateway = make_gateway(sqlite_url, engine_urls=[r.urls[0] for r in replicas])
+        gateway = make_gateway(migrated_db, engine_urls=[r.urls[0] for r in replicas])
         store = gateway.app.state.router.registry.store
         assert gateway.app.state.engine.pid is None, "external engines: nothing started"
         register(gateway, "support", make_adapter_dir(store, "m1"))

@@ -16,8 +16,8 @@ BODY = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
-def locked(make_gateway: Callable[..., TestClient], sqlite_url: str) -> TestClient:
-    return make_gateway(sqlite_url, require_keys=True)
+def locked(migrated_db: str, make_gateway: Callable[..., TestClient]) -> TestClient:
+    return make_gateway(migrated_db, require_keys=True)
 
 
 def key(client: TestClient, role: str) -> dict[str, str]:
