@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -42,3 +42,56 @@ class Interaction(SQLModel, table=True):
     ttft_ms: float | None = None
     status_code: int = 200
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class UserFeedback(SQLModel, table=True):
+    """An end user's rating of one interaction. A second rating by the same end user
+    supersedes the first; both rows are kept, and only one is current."""
+
+    __tablename__ = "user_feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: str = Field(foreign_key="interaction.id", index=True, max_length=32)
+    end_user_id: str = Field(default="", max_length=128)
+    rating: int
+    scale: str = Field(max_length=8)  # "thumbs" (-1/1) or "stars" (1-5)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    current: bool = True
+
+    @property
+    def negative(self) -> bool:
+        return self.rating < 0 if self.scale == "thumbs" else self.rating <= 2
+
+
+class ReviewLease(SQLModel, table=True):
+    """One reviewer holds one of an item's k review slots for a while.
+
+    (interaction_id, slot) is unique, so two reviewers can never take the same slot; an
+    expired or skipped lease gives its slot back (NULL), a submitted one keeps it.
+    """
+
+    __tablename__ = "review_lease"
+    __table_args__ = (UniqueConstraint("interaction_id", "slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: str = Field(foreign_key="interaction.id", index=True, max_length=32)
+    reviewer_id: str = Field(max_length=64, index=True)
+    leased_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    slot: int | None = None
+    state: str = Field(default="active", max_length=16)  # active, submitted, skipped, expired
+
+
+class Review(SQLModel, table=True):
+    """An immutable review. A revision is a new row that names the one it supersedes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: str = Field(foreign_key="interaction.id", index=True, max_length=32)
+    reviewer_id: str = Field(max_length=64, index=True)
+    score: int
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    correction: str | None = Field(default=None, sa_column=Column(Text))
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    supersedes_id: int | None = Field(default=None, foreign_key="review.id")

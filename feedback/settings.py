@@ -15,3 +15,15 @@ class FeedbackSettings(BaseSettings):
     capture_batch_size: int = Field(500, ge=1)
     capture_spool_path: Path = Path("data/capture-spool.jsonl")
     capture_retry_interval_s: float = Field(2.0, gt=0, description="Spool replay attempts.")
+
+    review_labels: list[str] = Field(
+        default_factory=lambda: ["wrong", "hallucination", "tone", "format", "unsafe"],
+        description="Labels a reviewer may attach.",
+    )
+    reviews_per_item: int = Field(1, ge=1, description="k: reviews wanted per item (agreement).")
+    review_lease_s: float = Field(600, gt=0, description="How long a reviewer holds an item.")
+    sample_negative_weight: float = Field(4.0, ge=0, description="Boost for thumbs-down items.")
+    sample_new_version_weight: float = Field(2.0, ge=0, description="Boost for new versions.")
+    sample_new_version_days: float = Field(7, ge=0, description="A version is new this long.")
+    sample_window: int = Field(5000, ge=1, description="Newest candidates considered.")
+    agreement_flag_below: float = Field(0.4, description="Flag reviewers below this alpha.")

@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -16,12 +17,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from feedback.api import build_router as feedback_router
 from feedback.capture import CaptureWriter
 from loraloop.db import SessionFactory, create_db_engine
 from loraloop.settings import Settings
 from serve.adapters import AdapterRouter
 from serve.admin import router as admin_router
-from serve.auth import Authenticator
+from serve.auth import Authenticator, require
 from serve.engine import EngineManager
 from serve.errors import install_error_handlers
 from serve.gateway import router as gateway_router
@@ -130,7 +132,22 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
     app.include_router(platform_router)
     app.include_router(gateway_router)
     app.include_router(admin_router)
+    app.include_router(
+        feedback_router(
+            require,
+            settings.feedback,
+            new_versions=lambda: new_versions(
+                app.state.router, settings.feedback.sample_new_version_days
+            ),
+        )
+    )
     return app
+
+
+def new_versions(router: AdapterRouter, days: float) -> set[tuple[str, int]]:
+    """Adapter versions young enough for the review queue to oversample."""
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    return {(v.name, v.version) for v in router.versions.values() if v.created_at > cutoff}
 
 
 def _reload_after_restart(

@@ -114,6 +114,7 @@ def gateway_settings(
     db_url: str,
     model_dir: Path,
     engine_urls: list[str] | None = None,
+    feedback: dict[str, object] | None = None,
     **serve: object,
 ) -> Settings:
     return Settings(
@@ -135,7 +136,9 @@ def gateway_settings(
         model=ModelSettings(path=model_dir, name="base"),
         db=DatabaseSettings(url=db_url),
         feedback=FeedbackSettings(
-            capture_spool_path=tmp_path / "spool.jsonl", capture_retry_interval_s=0.2
+            capture_spool_path=tmp_path / "spool.jsonl",
+            capture_retry_interval_s=0.2,
+            **(feedback or {}),  # type: ignore[arg-type]
         ),
     )
 
@@ -158,8 +161,15 @@ def sqlite_url(tmp_path: Path) -> str:
 def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
-    def make(db_url: str, engine_urls: list[str] | None = None, **serve: object) -> TestClient:
-        settings = gateway_settings(tmp_path, db_url, fake_model_dir, engine_urls, **serve)
+    def make(
+        db_url: str,
+        engine_urls: list[str] | None = None,
+        feedback: dict[str, object] | None = None,
+        **serve: object,
+    ) -> TestClient:
+        settings = gateway_settings(
+            tmp_path, db_url, fake_model_dir, engine_urls, feedback, **serve
+        )
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
         client = TestClient(create_app(settings))
         client.__enter__()
@@ -187,8 +197,8 @@ def make_live_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable
     """A gateway served by uvicorn on a real port (for HTTP clients, the CLI, load)."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def make(db_url: str, **serve: object) -> Settings:
-        settings = gateway_settings(tmp_path, db_url, fake_model_dir, **serve)
+    def make(db_url: str, feedback: dict[str, object] | None = None, **serve: object) -> Settings:
+        settings = gateway_settings(tmp_path, db_url, fake_model_dir, None, feedback, **serve)
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=settings.serve.port, log_level="warning"

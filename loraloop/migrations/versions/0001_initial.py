@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "interaction",
         sa.Column("id", sa.String(length=32), primary_key=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("client_key_id", sa.String(length=64), nullable=True),
         sa.Column("endpoint", sa.String(length=64), nullable=False),
         sa.Column("request", sa.JSON(), nullable=False),

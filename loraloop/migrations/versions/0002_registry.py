@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("base_model", sa.String(256), nullable=False),
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("lineage", sa.JSON(), nullable=False),
         sa.UniqueConstraint("name", "version"),
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("canary_version", sa.Integer(), nullable=True),
         sa.Column("canary_share", sa.Float(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "prompt_template_version",
@@ -49,7 +49,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("spec", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("name", "version"),
     )
     op.create_table(
@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("secret_hash", sa.String(64), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("name", sa.String(128), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
     )
 

@@ -1,0 +1,140 @@
+"""Feedback and review API. `feedback` imports nothing of ours, so the app factory hands
+in the auth dependency (`require(role)`) and which adapter versions count as new."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from sqlmodel import Session, select
+
+from feedback.models import Interaction, Review, UserFeedback
+from feedback.protocol import (
+    FeedbackRequest,
+    FeedbackResponse,
+    ReviewItem,
+    ReviewOut,
+    ReviewRequest,
+    ReviewStats,
+    SkipRequest,
+)
+from feedback.queue import QueueError, ReviewQueue
+from feedback.settings import FeedbackSettings
+from feedback.stats import review_stats
+
+NewVersions = Callable[[], set[tuple[str, int]]]
+
+
+def get_session(request: Request):  # type: ignore[no-untyped-def]
+    yield from request.app.state.sessions()
+
+
+def build_router(
+    require: Callable[[str], Callable[..., Any]],
+    settings: FeedbackSettings,
+    new_versions: NewVersions = set,
+) -> APIRouter:
+    router = APIRouter(tags=["feedback"])
+    DB = Annotated[Session, Depends(get_session)]
+    Reviewer = Annotated[Any, Depends(require("reviewer"))]
+
+    def reviewer_id(principal: Any) -> str:
+        return principal.key_id or "local"
+
+    def queue() -> ReviewQueue:
+        return ReviewQueue(settings, new_versions())
+
+    @router.post(
+        "/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(require("client"))]
+    )
+    def feedback(body: FeedbackRequest, session: DB) -> FeedbackResponse:
+        """An end user's rating; a second one from the same end user replaces the first."""
+        if session.get(Interaction, body.interaction_id) is None:
+            raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
+        if isinstance(body.rating, str):
+            rating, scale = (1 if body.rating == "up" else -1), "thumbs"
+        elif 1 <= body.rating <= 5:
+            rating, scale = body.rating, "stars"
+        else:
+            raise HTTPException(400, f"rating must be 'up', 'down' or 1-5, got {body.rating}")
+        previous = session.exec(
+            select(UserFeedback).where(
+                UserFeedback.interaction_id == body.interaction_id,
+                UserFeedback.end_user_id == body.end_user_id,
+                UserFeedback.current == True,  # noqa: E712
+            )
+        ).all()
+        for row in previous:
+            row.current = False
+            session.add(row)
+        row = UserFeedback(
+            interaction_id=body.interaction_id,
+            end_user_id=body.end_user_id,
+            rating=rating,
+            scale=scale,
+            comment=body.comment,
+        )
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        assert row.id is not None
+        return FeedbackResponse(
+            id=row.id,
+            interaction_id=row.interaction_id,
+            rating=rating,
+            scale=scale,
+            replaced_previous=bool(previous),
+        )
+
+    @router.get(
+        "/v1/reviews/next",
+        response_model=ReviewItem,
+        responses={204: {"description": "Nothing to review"}},
+    )
+    def next_item(principal: Reviewer, session: DB) -> Any:
+        found = queue().next(session, reviewer_id(principal))
+        if found is None:
+            return Response(status_code=204)
+        item, lease = found
+        rating = session.exec(
+            select(UserFeedback).where(
+                UserFeedback.interaction_id == item.id,
+                UserFeedback.current == True,  # noqa: E712
+            )
+        ).first()
+        return ReviewItem(
+            interaction_id=item.id,
+            lease_expires_at=lease.expires_at,
+            slot=lease.slot,
+            created_at=item.created_at,
+            messages=item.rendered_messages or item.request.get("messages") or [],
+            response_text=item.response_text,
+            template=item.template,
+            template_version=item.template_version,
+            alias=item.alias,
+            adapter_version=item.adapter_version,
+            end_user_rating=rating
+            and {"rating": rating.rating, "scale": rating.scale, "comment": rating.comment},
+            labels=settings.review_labels,
+        )
+
+    @router.post("/v1/reviews", response_model=ReviewOut, status_code=201)
+    def submit(body: ReviewRequest, principal: Reviewer, session: DB) -> Review:
+        review = Review(reviewer_id=reviewer_id(principal), **body.model_dump())
+        try:
+            return queue().submit(session, reviewer_id(principal), review)
+        except QueueError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+
+    @router.post("/v1/reviews/skip", status_code=204)
+    def skip(body: SkipRequest, principal: Reviewer, session: DB) -> Response:
+        try:
+            queue().skip(session, reviewer_id(principal), body.interaction_id)
+        except QueueError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return Response(status_code=204)
+
+    @router.get("/v1/reviews/stats", response_model=ReviewStats)
+    def stats(_: Reviewer, session: DB) -> ReviewStats:
+        return review_stats(session, settings.review_labels, settings.agreement_flag_below)
+
+    return router

@@ -1,0 +1,80 @@
+"""Request and response shapes of the feedback and review API."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class FeedbackRequest(BaseModel):
+    interaction_id: str
+    rating: Literal["up", "down"] | int = Field(description="Thumbs ('up'/'down') or stars (1-5).")
+    comment: str | None = Field(default=None, max_length=10_000)
+    end_user_id: str = Field(default="", max_length=128)
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+    interaction_id: str
+    rating: int
+    scale: str
+    replaced_previous: bool
+
+
+class ReviewItem(BaseModel):
+    """What a reviewer needs to judge one interaction."""
+
+    interaction_id: str
+    lease_expires_at: datetime
+    slot: int | None
+    created_at: datetime
+    messages: list[dict[str, Any]]
+    response_text: str | None
+    template: str | None
+    template_version: int | None
+    alias: str | None
+    adapter_version: int | None
+    end_user_rating: dict[str, Any] | None
+    labels: list[str]
+
+
+class ReviewRequest(BaseModel):
+    interaction_id: str
+    score: int = Field(ge=1, le=5)
+    labels: list[str] = Field(default_factory=list)
+    correction: str | None = Field(default=None, max_length=100_000)
+    note: str | None = Field(default=None, max_length=10_000)
+    supersedes_id: int | None = None
+
+
+class SkipRequest(BaseModel):
+    interaction_id: str
+
+
+class ReviewOut(BaseModel):
+    id: int
+    interaction_id: str
+    reviewer_id: str
+    score: int
+    labels: list[str]
+    correction: str | None
+    note: str | None
+    created_at: datetime
+    supersedes_id: int | None
+
+
+class ReviewerAgreement(BaseModel):
+    reviewer_id: str
+    reviews: int
+    shared_items: int
+    score_alpha: float | None
+    flagged: bool
+
+
+class ReviewStats(BaseModel):
+    reviews: int
+    items_reviewed: int
+    items_with_several_reviews: int
+    score_alpha: float | None
+    label_alpha: dict[str, float | None]
+    reviewers: list[ReviewerAgreement]
