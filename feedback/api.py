@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlmodel import Session, select
 
+from feedback.export import ExportFilters, export_dataset
 from feedback.models import Interaction, Review, UserFeedback
 from feedback.protocol import (
     FeedbackRequest,
@@ -132,6 +133,12 @@ def build_router(
         except QueueError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         return Response(status_code=204)
+
+    @router.post("/v1/datasets/export", dependencies=[Depends(require("admin"))])
+    def export(filters: ExportFilters, session: DB) -> dict[str, Any]:
+        """Reviewed interactions as training rows, with their manifest."""
+        result = export_dataset(session, filters, settings.pii_patterns)
+        return {"manifest": result.manifest, "rows": result.rows}
 
     @router.get("/v1/reviews/stats", response_model=ReviewStats)
     def stats(_: Reviewer, session: DB) -> ReviewStats:

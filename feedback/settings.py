@@ -27,3 +27,6 @@ class FeedbackSettings(BaseSettings):
     sample_new_version_days: float = Field(7, ge=0, description="A version is new this long.")
     sample_window: int = Field(5000, ge=1, description="Newest candidates considered.")
     agreement_flag_below: float = Field(0.4, description="Flag reviewers below this alpha.")
+    pii_patterns: dict[str, str] = Field(
+        default_factory=dict, description="More PII to scrub on export: {name: regex}."
+    )

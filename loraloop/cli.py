@@ -16,6 +16,7 @@ from rich.table import Table
 
 from loraloop import db
 from loraloop.cli_admin import adapters_app, keys_app
+from loraloop.cli_dataset import dataset_app
 from loraloop.cli_support import CliError, console, err, friendly
 from loraloop.settings import DatabaseSettings, Settings, get_settings
 from serve.engine import port_in_use
@@ -33,6 +34,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dataset_app, name="dataset")
 
 
 def progress() -> Progress:

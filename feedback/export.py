@@ -1,0 +1,133 @@
+"""Dataset export: reviewed interactions as chat-format JSONL, with a manifest.
+
+Each row is the conversation the model saw (rendered template messages, else the
+request's messages) followed by the answer to learn: the reviewers' latest correction
+when there is one, else the model's own response when reviews scored it high enough.
+PII is scrubbed on the way out; the manifest records the filters, the row ids, a hash of
+the content and what was scrubbed, so a training run can name exactly what it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from feedback.models import Interaction, Review
+from feedback.pii import Scrubber
+from feedback.stats import current_reviews
+
+
+class ExportFilters(BaseModel):
+    alias: str | None = None
+    adapter_version: int | None = None
+    template: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = Field(
+        None,
+        ge=1,
+        le=5,
+        description="Mean review score at least, for uncorrected responses (default 4); "
+        "a correction is the gold answer whatever the score was.",
+    )
+    has_correction: bool | None = None
+    max_score_spread: int | None = Field(
+        None, ge=0, description="Agreement: highest minus lowest review score at most."
+    )
+
+
+class Export(BaseModel):
+    rows: list[dict[str, Any]]
+    manifest: dict[str, Any]
+
+    def jsonl(self) -> str:
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in self.rows)
+
+
+def export_dataset(
+    session: Session, filters: ExportFilters, pii_patterns: dict[str, str] | None = None
+) -> Export:
+    query = select(Interaction).where(Interaction.status_code == 200)
+    if filters.alias is not None:
+        query = query.where(Interaction.alias == filters.alias)
+    if filters.adapter_version is not None:
+        query = query.where(Interaction.adapter_version == filters.adapter_version)
+    if filters.template is not None:
+        query = query.where(Interaction.template == filters.template)
+    if filters.since is not None:
+        query = query.where(col(Interaction.created_at) >= filters.since)
+    if filters.until is not None:
+        query = query.where(col(Interaction.created_at) < filters.until)
+    reviews: dict[str, list[Review]] = defaultdict(list)
+    for review in current_reviews(session):
+        reviews[review.interaction_id].append(review)
+    scrubber = Scrubber(pii_patterns)
+    rows, ids, corrected = [], [], 0
+    for item in session.exec(query.order_by(col(Interaction.created_at), col(Interaction.id))):
+        answer, from_correction = _answer(item, reviews.get(item.id, []), filters)
+        if answer is None:
+            continue
+        prompt = item.rendered_messages or item.request.get("messages") or []
+        messages = [
+            {"role": m["role"], "content": scrubber.scrub(str(m.get("content", "")))}
+            for m in prompt
+        ]
+        messages.append({"role": "assistant", "content": scrubber.scrub(answer)})
+        rows.append({"messages": messages})
+        ids.append(item.id)
+        corrected += from_correction
+    export = Export(rows=rows, manifest={})
+    export.manifest = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "filters": filters.model_dump(mode="json", exclude_none=True),
+        "format": "chat JSONL: one {'messages': [...]} per line",
+        "counts": {
+            "rows": len(rows),
+            "from_corrections": corrected,
+            "from_responses": len(rows) - corrected,
+        },
+        "pii_scrubbed": dict(sorted(scrubber.counts.items())),
+        "row_ids": ids,
+        "content_sha256": hashlib.sha256(export.jsonl().encode()).hexdigest(),
+    }
+    return export
+
+
+def _answer(
+    item: Interaction, reviews: list[Review], filters: ExportFilters
+) -> tuple[str | None, bool]:
+    """The answer to train on and whether it is a correction; None leaves the item out."""
+    if not reviews:
+        return None, False
+    scores = [r.score for r in reviews]
+    if (
+        filters.max_score_spread is not None
+        and max(scores) - min(scores) > filters.max_score_spread
+    ):
+        return None, False
+    latest_correction = next(
+        (
+            r.correction
+            for r in sorted(reviews, key=lambda r: r.created_at, reverse=True)
+            if r.correction
+        ),
+        None,
+    )
+    if filters.has_correction is True and latest_correction is None:
+        return None, False
+    if filters.has_correction is False and latest_correction is not None:
+        return None, False
+    if latest_correction is not None:
+        return latest_correction, True
+    mean = sum(scores) / len(scores)
+    if filters.min_score is not None and mean < filters.min_score:
+        return None, False
+    if filters.min_score is None and mean < 4:
+        return None, False  # an uncorrected response is a training target only if it was good
+    return item.response_text, False
