@@ -12,12 +12,15 @@ PYTEST_ARGS ?=
 
 export LORALOOP_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test install model db postgres lint bench clean
+.PHONY: run test demo install model db postgres browser lint bench clean
 
 run: install model db ## start engine + gateway on localhost
 	$(BIN)/loraloop run
 
-test: install model postgres ## set up and run every test (unit + integration)
+demo: install model ## the whole loop on the embedded model (support-desk scenario)
+	$(BIN)/loraloop demo
+
+test: install model postgres browser ## set up and run every test (unit + integration)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -34,6 +37,12 @@ db: install ## apply database migrations
 
 postgres: ## make sure a PostgreSQL server answers for the tests
 	scripts/ensure-postgres.sh
+
+browser: ## Debian's chromium for the page tests (a test tool's own browser download fails here)
+	@command -v chromium >/dev/null || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,13 +2,15 @@
 in the auth dependency (`require(role)`) and which adapter versions count as new."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from feedback.export import ExportFilters, export_dataset
 from feedback.models import Interaction, Review, UserFeedback
+from feedback.ops import OpsStats, Window, ops_stats
 from feedback.protocol import (
     FeedbackRequest,
     FeedbackResponse,
@@ -20,7 +22,7 @@ from feedback.protocol import (
 )
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
-from feedback.stats import review_stats
+from feedback.stats import current_rating, review_stats
 
 NewVersions = Callable[[], set[tuple[str, int]]]
 
@@ -61,7 +63,7 @@ def build_router(
             select(UserFeedback).where(
                 UserFeedback.interaction_id == body.interaction_id,
                 UserFeedback.end_user_id == body.end_user_id,
-                UserFeedback.current == True,  # noqa: E712
+                col(UserFeedback.current).is_(True),
             )
         ).all()
         for row in previous:
@@ -96,18 +98,13 @@ def build_router(
         if found is None:
             return Response(status_code=204)
         item, lease = found
-        rating = session.exec(
-            select(UserFeedback).where(
-                UserFeedback.interaction_id == item.id,
-                UserFeedback.current == True,  # noqa: E712
-            )
-        ).first()
+        rating = current_rating(session, item.id)
         return ReviewItem(
             interaction_id=item.id,
             lease_expires_at=lease.expires_at,
             slot=lease.slot,
             created_at=item.created_at,
-            messages=item.rendered_messages or item.request.get("messages") or [],
+            messages=item.conversation,
             response_text=item.response_text,
             template=item.template,
             template_version=item.template_version,
@@ -139,6 +136,17 @@ def build_router(
         """Reviewed interactions as training rows, with their manifest."""
         result = export_dataset(session, filters, settings.pii_patterns)
         return {"manifest": result.manifest, "rows": result.rows}
+
+    @router.get("/v1/stats", response_model=OpsStats)
+    def stats_by_version(
+        _: Reviewer,
+        session: DB,
+        window: Window = "hour",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> OpsStats:
+        """Per alias and adapter version, per hour or day: volume, scores, rates, latency."""
+        return ops_stats(session, window, since, until)
 
     @router.get("/v1/reviews/stats", response_model=ReviewStats)
     def stats(_: Reviewer, session: DB) -> ReviewStats:

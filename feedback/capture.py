@@ -78,9 +78,10 @@ class CaptureWriter:
             self._thread.join(timeout)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every record submitted so far has been handled (tests, shutdown)."""
+        """Wait until every record submitted so far is in the database, or the timeout
+        passes (records still spooled then stay spooled and are replayed later)."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while (self._queue.unfinished_tasks or self.spooled) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def _run(self) -> None:
@@ -122,7 +123,7 @@ class CaptureWriter:
         except SQLAlchemyError as exc:
             log.warning(
                 "capture: database unavailable (%s); spooling %d records",
-                type(exc).__name__,
+                exc,
                 len(batch),
             )
             self._spool(batch)
@@ -177,12 +178,14 @@ class CaptureWriter:
             return sum(1 for line in f if line.strip())
 
 
-COLUMNS = frozenset(Interaction.model_fields)
-
-
 def _to_row(record: dict[str, Any]) -> dict[str, Any]:
-    """Only the table's columns: a stray key must not make a batch (and its replay) fail."""
-    row = {k: v for k, v in record.items() if k in COLUMNS}
+    """Every column, in every row: a batch insert needs the same keys in each row (a
+    record that lacks one, say `alias` on a 400, must not make its batch fail), and a
+    stray key must not either. Missing columns take the model's default."""
+    row = {
+        name: record[name] if name in record else field.get_default(call_default_factory=True)
+        for name, field in Interaction.model_fields.items()
+    }
     created = row.get("created_at")
     if isinstance(created, str):
         row["created_at"] = datetime.fromisoformat(created)

@@ -73,10 +73,9 @@ def export_dataset(
         answer, from_correction = _answer(item, reviews.get(item.id, []), filters)
         if answer is None:
             continue
-        prompt = item.rendered_messages or item.request.get("messages") or []
         messages = [
             {"role": m["role"], "content": scrubber.scrub(str(m.get("content", "")))}
-            for m in prompt
+            for m in item.conversation
         ]
         messages.append({"role": "assistant", "content": scrubber.scrub(answer)})
         rows.append({"messages": messages})

@@ -43,6 +43,11 @@ class Interaction(SQLModel, table=True):
     status_code: int = 200
     error: str | None = Field(default=None, sa_column=Column(Text))
 
+    @property
+    def conversation(self) -> list[dict[str, Any]]:
+        """What the model saw: the rendered template messages, else the request's own."""
+        return self.rendered_messages or self.request.get("messages") or []
+
 
 class UserFeedback(SQLModel, table=True):
     """An end user's rating of one interaction. A second rating by the same end user

@@ -172,7 +172,7 @@ class ReviewQueue:
             for f in session.exec(
                 select(UserFeedback).where(
                     col(UserFeedback.interaction_id).in_(ids),
-                    UserFeedback.current == True,  # noqa: E712
+                    col(UserFeedback.current).is_(True),
                 )
             )
             if f.negative

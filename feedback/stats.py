@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from sqlmodel import Session, col, select
 
 from feedback.agreement import interval, krippendorff_alpha, nominal
-from feedback.models import Review
+from feedback.models import Review, UserFeedback
 from feedback.protocol import ReviewerAgreement, ReviewStats
 
 
@@ -15,6 +15,15 @@ def current_reviews(session: Session) -> list[Review]:
     reviews = list(session.exec(select(Review).order_by(col(Review.id))))
     superseded = {r.supersedes_id for r in reviews if r.supersedes_id is not None}
     return [r for r in reviews if r.id not in superseded]
+
+
+def current_rating(session: Session, interaction_id: str) -> UserFeedback | None:
+    """The end-user rating an item shows: the current one (the latest by its end user)."""
+    return session.exec(
+        select(UserFeedback).where(
+            UserFeedback.interaction_id == interaction_id, col(UserFeedback.current).is_(True)
+        )
+    ).first()
 
 
 def review_stats(session: Session, labels: list[str], flag_below: float) -> ReviewStats:

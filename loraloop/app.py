@@ -19,8 +19,12 @@ from sqlmodel import Session
 
 from feedback.api import build_router as feedback_router
 from feedback.capture import CaptureWriter
+from feedback.drift import DriftReport
+from feedback.drift.api import build_router as drift_router
+from feedback.pages import build_pages as feedback_pages
 from loraloop.db import SessionFactory, create_db_engine
 from loraloop.settings import Settings
+from loraloop.worker import DriftJobs, Worker
 from serve.adapters import AdapterRouter
 from serve.admin import router as admin_router
 from serve.auth import Authenticator, require
@@ -115,9 +119,21 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         sync = StateSync(s.db, s.router, settings.serve.templates_dir)
         await sync.once()
         reconciler = loop.create_task(sync.forever(settings.serve.reconcile_interval_s))
+        s.drift = DriftJobs(s.db, settings)
+        s.worker = Worker(s.db, settings, jobs=s.drift) if settings.worker.in_gateway else None
+        starter = (
+            loop.create_task(_start_worker(s.worker, settings.serve.reconcile_interval_s))
+            if s.worker is not None
+            else None
+        )
         try:
             yield
         finally:
+            if starter is not None:
+                starter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starter
+                await asyncio.to_thread(s.worker.stop)
             reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reconciler
@@ -132,15 +148,17 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
     app.include_router(platform_router)
     app.include_router(gateway_router)
     app.include_router(admin_router)
-    app.include_router(
-        feedback_router(
-            require,
-            settings.feedback,
-            new_versions=lambda: new_versions(
-                app.state.router, settings.feedback.sample_new_version_days
-            ),
-        )
-    )
+
+    def recent() -> set[tuple[str, int]]:
+        return new_versions(app.state.router, settings.feedback.sample_new_version_days)
+
+    app.include_router(feedback_router(require, settings.feedback, recent))
+    app.include_router(feedback_pages(settings.feedback, recent))
+
+    def run_drift(alias: str, template: str | None) -> DriftReport:
+        return app.state.drift.run(alias, template, "manual")
+
+    app.include_router(drift_router(require, run_drift))
     return app
 
 
@@ -148,6 +166,18 @@ def new_versions(router: AdapterRouter, days: float) -> set[tuple[str, int]]:
     """Adapter versions young enough for the review queue to oversample."""
     cutoff = datetime.now(UTC) - timedelta(days=days)
     return {(v.name, v.version) for v in router.versions.values() if v.created_at > cutoff}
+
+
+async def _start_worker(worker: Worker, retry_s: float) -> None:
+    """The scheduler's job store is the database: a database that is down at start delays
+    the scheduler, never the gateway."""
+    while True:
+        try:
+            await asyncio.to_thread(worker.start)
+            return
+        except SQLAlchemyError as exc:
+            log.warning("scheduler waits for the database (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(retry_s)
 
 
 def _reload_after_restart(

@@ -17,6 +17,9 @@ from rich.table import Table
 from loraloop import db
 from loraloop.cli_admin import adapters_app, keys_app
 from loraloop.cli_dataset import dataset_app
+from loraloop.cli_demo import demo
+from loraloop.cli_jobs import drift_app, jobs_app, worker
+from loraloop.cli_retrain import retrain_app
 from loraloop.cli_support import CliError, console, err, friendly
 from loraloop.settings import DatabaseSettings, Settings, get_settings
 from serve.engine import port_in_use
@@ -35,6 +38,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(drift_app, name="drift")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(retrain_app, name="retrain")
+app.command("worker")(friendly(worker))
+app.command("demo")(demo)
 
 
 def progress() -> Progress:
@@ -103,6 +111,7 @@ def run(
             f"[green]loraloop[/green] gateway on http://{host}:{port}, "
             f"engine {', '.join(manager.urls)}"
         )
+        console.print("new here? `make demo` (loraloop demo) shows the whole loop in minutes")
         uvicorn.run(
             create_app(settings, engine=manager),
             host=host,

@@ -10,10 +10,16 @@ from pydantic_settings import BaseSettings
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
+from feedback.drift.settings import DriftSettings
 from feedback.settings import FeedbackSettings
-from loraloop.settings import CliSettings, DatabaseSettings
+from loraloop.settings import CliSettings, DatabaseSettings, WorkerSettings
+from retrain.dataset import DatasetError
+from retrain.evaluate import EvaluationError
+from retrain.pipeline import RetrainError
+from retrain.settings import RetrainSettings
 from serve.engine import EngineError
 from serve.model_store import ModelError
+from serve.registry import RegistryError
 from serve.settings import EngineSettings, ModelSettings, ServeSettings
 
 console = Console()
@@ -26,6 +32,9 @@ SECTIONS: tuple[type[BaseSettings], ...] = (
     ModelSettings,
     DatabaseSettings,
     FeedbackSettings,
+    DriftSettings,
+    RetrainSettings,
+    WorkerSettings,
     CliSettings,
 )
 
@@ -61,6 +70,8 @@ def friendly(func: F) -> F:
         except ValidationError as exc:
             fail(f"error: {describe_validation_error(exc)}", 2)
         except (CliError, ModelError, EngineError) as exc:
+            fail(f"error: {exc}")
+        except (DatasetError, RetrainError, EvaluationError, RegistryError) as exc:
             fail(f"error: {exc}")
         except SQLAlchemyError as exc:
             fail(f"database error: {exc.__class__.__name__}: {exc}")

@@ -8,10 +8,13 @@ import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from feedback.drift.settings import DriftSettings
 from feedback.settings import FeedbackSettings
+from retrain.settings import RetrainSettings
 from serve.settings import EngineSettings, ModelSettings, ServeSettings
 
 
@@ -36,6 +39,36 @@ class CliSettings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="An admin key for admin commands.")
 
 
+class WorkerSettings(BaseSettings):
+    """Scheduled jobs (drift checks, retraining): when, and in which process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LORALOOP_WORKER_", env_file=".env", extra="ignore"
+    )
+
+    in_gateway: bool = Field(
+        True, description="Run the scheduler inside the gateway (else: `loraloop worker`)."
+    )
+    drift_cron: str = Field("0 * * * *", description="When drift jobs run (crontab, UTC).")
+    retrain_cron: str | None = Field(
+        None, description="When retraining runs per alias (crontab, UTC); unset: on drift only."
+    )
+    sync_interval_s: float = Field(60, gt=0, description="How often new aliases get jobs.")
+    lock_ttl_s: float = Field(3600, gt=0, description="A crashed run's lock expires after.")
+    retrain_lock_ttl_s: float = Field(6 * 3600, gt=0, description="The same, for retraining.")
+
+    @field_validator("drift_cron", "retrain_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression: {value!r} ({exc})") from exc
+        return value
+
+
 class Settings(BaseModel):
     """The composed settings handed to the app factory and the CLI."""
 
@@ -44,6 +77,9 @@ class Settings(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     cli: CliSettings = Field(default_factory=CliSettings)
 
     def masked(self) -> dict[str, Any]:

@@ -101,10 +101,6 @@ class Proxy:
             model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
-        if endpoint == "chat" and not payload.get("messages"):
-            raise APIError(400, "messages must not be empty", "invalid_request", "messages")
-        if endpoint == "completions" and not payload.get("prompt"):
-            raise APIError(400, "prompt must not be empty", "invalid_request", "prompt")
         try:
             target = await self.state.router.resolve(model)
         except RegistryError as exc:
@@ -115,6 +111,10 @@ class Proxy:
             engine_model=target.engine_model,
             requested_model=model,
         )
+        if endpoint == "chat" and not payload.get("messages"):
+            raise APIError(400, "messages must not be empty", "invalid_request", "messages")
+        if endpoint == "completions" and not payload.get("prompt"):
+            raise APIError(400, "prompt must not be empty", "invalid_request", "prompt")
         payload["model"] = target.engine_model
         return payload, target
 

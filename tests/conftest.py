@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from feedback.settings import FeedbackSettings
 from loraloop import db
 from loraloop.app import create_app
-from loraloop.settings import DatabaseSettings, Settings
+from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
 from serve.settings import EngineSettings, ModelSettings, ServeSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,6 +117,7 @@ def gateway_settings(
     feedback: dict[str, object] | None = None,
     **serve: object,
 ) -> Settings:
+    in_gateway = bool(serve.pop("worker", False))
     return Settings(
         serve=ServeSettings(
             port=free_port(),
@@ -140,6 +141,8 @@ def gateway_settings(
             capture_retry_interval_s=0.2,
             **(feedback or {}),  # type: ignore[arg-type]
         ),
+        # The scheduler has its own tests; gateway tests start without it.
+        worker=WorkerSettings(in_gateway=in_gateway),
     )
 
 

@@ -4,7 +4,10 @@ from alembic import context
 from sqlalchemy import pool
 from sqlmodel import SQLModel, create_engine
 
-import feedback.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Imported for their side effect: they register their tables on SQLModel.metadata.
+import feedback.drift.tables
+import feedback.jobs
+import feedback.models  # noqa: F401
 import serve.tables  # noqa: F401
 
 config = context.config

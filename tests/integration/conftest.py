@@ -34,6 +34,7 @@ class Platform:
     log: Path
     adapter_store: Path
     db_url: str
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +77,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
             log,
             tmp / "adapters",
             env["LORALOOP_DB_URL"],
+            env,
         )
     finally:
         proc.send_signal(signal.SIGTERM)

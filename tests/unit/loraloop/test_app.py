@@ -47,5 +47,7 @@ def test_health_is_503_when_database_is_unreachable(
     app = create_app(make_settings(url, fake_model_dir, port, tmp_path))
     with TestClient(app) as client:
         response = client.get("/health")
+        # The scheduler's job store is the database too: it waits, the gateway serves.
+        assert not app.state.worker.scheduler.running
     assert response.status_code == 503
     assert response.json()["database"].startswith("error")

@@ -67,3 +67,22 @@ def test_sessions_round_trip_an_interaction(db_url: str) -> None:
         assert stored.response_text == "hello"
     finally:
         engine.dispose()
+
+
+def test_migrations_match_the_models(migrated_db: str) -> None:
+    """Every table and column the code declares is what the migrations build, and no more."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from feedback.drift.tables import DriftReport
+    from feedback.jobs import JobRun
+    from serve.tables import Alias
+
+    declared = set(SQLModel.metadata.tables)
+    assert {DriftReport.__tablename__, JobRun.__tablename__, Alias.__tablename__} <= declared
+    engine = db.create_db_engine(migrated_db)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    engine.dispose()
+    assert diff == []

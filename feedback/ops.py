@@ -1,0 +1,118 @@
+"""Ops statistics: per alias and adapter version, per time window.
+
+Volume, mean review score, thumbs-down rate, correction rate and latency percentiles,
+computed from the system of record. Rows are read for the requested range only.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from feedback.models import Interaction, UserFeedback
+from feedback.stats import current_reviews
+
+Window = Literal["hour", "day"]
+
+
+class OpsRow(BaseModel):
+    window_start: datetime
+    alias: str | None
+    adapter_version: int | None
+    requests: int
+    errors: int
+    mean_review_score: float | None
+    reviewed: int
+    thumbs_down_rate: float | None
+    rated: int
+    correction_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+class OpsStats(BaseModel):
+    window: Window
+    since: datetime
+    until: datetime
+    rows: list[OpsRow]
+
+
+def _bucket(t: datetime, window: Window) -> datetime:
+    t = t.astimezone(UTC)
+    return (
+        t.replace(minute=0, second=0, microsecond=0)
+        if window == "hour"
+        else t.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def ops_stats(
+    session: Session,
+    window: Window = "hour",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> OpsStats:
+    until = until or datetime.now(UTC)
+    since = since or until - (timedelta(days=1) if window == "hour" else timedelta(days=30))
+    items = list(
+        session.exec(
+            select(Interaction).where(
+                col(Interaction.created_at) >= since, col(Interaction.created_at) < until
+            )
+        )
+    )
+    ids = {i.id for i in items}
+    reviews: dict[str, list[int]] = defaultdict(list)
+    corrected: set[str] = set()
+    for review in current_reviews(session):
+        if review.interaction_id in ids:
+            reviews[review.interaction_id].append(review.score)
+            if review.correction:
+                corrected.add(review.interaction_id)
+    thumbs: dict[str, bool] = {}
+    for fb in session.exec(select(UserFeedback).where(col(UserFeedback.current).is_(True))):
+        if fb.interaction_id in ids:
+            thumbs[fb.interaction_id] = thumbs.get(fb.interaction_id, False) or fb.negative
+    groups: dict[tuple[datetime, str | None, int | None], list[Interaction]] = defaultdict(list)
+    for item in items:
+        groups[(_bucket(item.created_at, window), item.alias, item.adapter_version)].append(item)
+    rows = []
+    for (start, alias, version), group in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2] or 0)
+    ):
+        scores = [s for i in group for s in reviews.get(i.id, [])]
+        reviewed = [i for i in group if i.id in reviews]
+        rated = [i for i in group if i.id in thumbs]
+        latencies = sorted(i.latency_ms for i in group if i.latency_ms is not None)
+        rows.append(
+            OpsRow(
+                window_start=start,
+                alias=alias,
+                adapter_version=version,
+                requests=len(group),
+                errors=sum(1 for i in group if i.status_code >= 400),
+                mean_review_score=statistics.fmean(scores) if scores else None,
+                reviewed=len(reviewed),
+                thumbs_down_rate=(sum(thumbs[i.id] for i in rated) / len(rated)) if rated else None,
+                rated=len(rated),
+                correction_rate=(sum(i.id in corrected for i in reviewed) / len(reviewed))
+                if reviewed
+                else None,
+                latency_p50_ms=_percentile(latencies, 50),
+                latency_p95_ms=_percentile(latencies, 95),
+            )
+        )
+    return OpsStats(window=window, since=since, until=until, rows=rows)

@@ -1,0 +1,117 @@
+"""Retraining as a job: one run per alias at a time, recorded whatever its outcome.
+
+Runs start three ways: `loraloop retrain run` (manual), the worker's cron (per alias), and a
+drift report that asks for one. The drift trigger queues a one-off job in the database job
+store, so whichever scheduler wakes next (gateway or `loraloop worker`) runs it, and a
+CLI drift run queues it too.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import ConflictingIdError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Engine
+
+from feedback.drift import DriftReport
+from feedback.jobs import JobBusy, run_job
+from loraloop.db import create_db_engine
+from loraloop.settings import Settings, get_settings
+from retrain.pipeline import Reporter, Retrainer, RunOutcome
+from serve.engine import EngineManager
+from serve.registry import Registry
+
+log = logging.getLogger(__name__)
+RETRAIN_JOB = "loraloop.retraining:scheduled_retrain"
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+class RetrainJobs:
+    def __init__(self, db: Engine, settings: Settings, engine_url: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        registry = Registry(
+            settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
+        )
+        url = engine_url or EngineManager(settings.engine, settings.model.model_dir(), "").urls[0]
+        self.retrainer = Retrainer(db, settings.retrain, registry, settings.model.model_dir(), url)
+
+    def run(
+        self,
+        alias: str,
+        trigger: str = "manual",
+        new: bool = False,
+        reporter: Reporter | None = None,
+    ) -> RunOutcome:
+        """One run now; JobBusy when another run holds the alias."""
+        self.retrainer.baseline(alias, new)  # a bad alias fails here, before a job is recorded
+        run_id = new_run_id()
+        run, outcome = run_job(
+            self.db,
+            "retrain",
+            alias,
+            trigger,
+            lambda: self.retrainer.run(alias, run_id, new, reporter),
+            describe=lambda o: f"{o.run_id}: {o.summary()}",
+            lock_ttl_s=self.settings.worker.retrain_lock_ttl_s,
+        )
+        if outcome is None:
+            raise JobBusy(run.error or f"retraining of {alias} is already running")
+        return outcome
+
+
+def scheduled_retrain(alias: str, trigger: str = "cron") -> None:
+    """The job function kept in the job store (by reference)."""
+    settings = get_settings()
+    db = create_db_engine(settings.db.url.get_secret_value())
+    try:
+        outcome = RetrainJobs(db, settings).run(alias, trigger)
+        log.info("retrain %s: %s", alias, outcome.summary())
+    except JobBusy as exc:
+        log.info("%s", exc)
+    finally:
+        db.dispose()
+
+
+def queue_retrain(db: Engine, alias: str, trigger: str) -> str:
+    """Add a run-now job to the database job store; a queued one is not queued twice."""
+    store = SQLAlchemyJobStore(engine=db)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    store.start(scheduler, "default")
+    now = datetime.now(UTC)
+    job = Job(
+        scheduler,
+        id=f"retrain-now:{alias}",
+        func=RETRAIN_JOB,
+        trigger=DateTrigger(now),
+        executor="default",
+        args=[alias, trigger],
+        kwargs={},
+        name=f"retrain {alias} ({trigger})",
+        misfire_grace_time=None,
+        coalesce=True,
+        max_instances=1,
+        next_run_time=now,
+    )
+    try:
+        store.add_job(job)
+    except ConflictingIdError:
+        return "already queued"
+    return "queued"
+
+
+def drift_retrain_hook(db: Engine) -> Callable[[DriftReport], str]:
+    """The DriftRunner's on_retrain hook (the drift policy decides when to call it)."""
+
+    def request(report: DriftReport) -> str:
+        return queue_retrain(db, report.alias, "drift")
+
+    return request

@@ -1,0 +1,84 @@
+"""Training examples: reviewed production traffic (corrections, and responses reviewers
+scored high) plus optional seed files, each with a stable id and a content hash."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session
+
+from feedback.export import ExportFilters, export_dataset
+
+ROLES = {"system", "user", "assistant"}
+
+
+class DatasetError(ValueError):
+    """Input that cannot become training data, worded for the user."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str  # an interaction id, or "<file>:<line>" for seed rows
+    messages: tuple[dict[str, str], ...]
+    source: str  # feedback, seed
+    template: str | None = None
+
+    @property
+    def prompt(self) -> list[dict[str, str]]:
+        return list(self.messages[:-1])
+
+    @property
+    def answer(self) -> str:
+        return self.messages[-1]["content"]
+
+    def text(self) -> str:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in self.messages)
+
+
+def from_feedback(session: Session, alias: str | None, min_score: float) -> list[Example]:
+    """Reviewed interactions of the alias (PII scrubbed by the export)."""
+    export = export_dataset(session, ExportFilters(alias=alias, min_score=min_score))
+    ids = export.manifest["row_ids"]
+    return [
+        Example(iid, tuple(row["messages"]), "feedback")
+        for iid, row in zip(ids, export.rows, strict=True)
+    ]
+
+
+def read_seed(path: Path) -> list[Example]:
+    """A chat JSONL file: one {"messages": [...]} per line ending with the assistant's turn."""
+    if not path.is_file():
+        raise DatasetError(f"seed file {path} does not exist")
+    examples = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where}: not JSON ({exc.msg})") from exc
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list) or len(messages) < 2:
+            raise DatasetError(f"{where}: needs a 'messages' list of at least two turns")
+        for turn in messages:
+            if (
+                not isinstance(turn, dict)
+                or turn.get("role") not in ROLES
+                or not isinstance(turn.get("content"), str)
+            ):
+                raise DatasetError(f"{where}: each turn needs a role {sorted(ROLES)} and text")
+        if messages[-1]["role"] != "assistant":
+            raise DatasetError(f"{where}: the last turn must be the assistant's answer")
+        clean = tuple({"role": t["role"], "content": t["content"]} for t in messages)
+        examples.append(Example(f"{path.name}:{number}", clean, "seed", row.get("template")))
+    return examples
+
+
+def content_hash(examples: list[Example]) -> str:
+    """sha256 over ids and messages, order-independent: the dataset's version."""
+    digest = hashlib.sha256()
+    for ex in sorted(examples, key=lambda e: e.id):
+        digest.update(json.dumps([ex.id, ex.messages], sort_keys=True).encode())
+    return digest.hexdigest()

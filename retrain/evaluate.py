@@ -1,0 +1,108 @@
+"""Held-out answers from the real engine, for the candidate and for production.
+
+The candidate is loaded on the engine under a name of its own for the evaluation and
+unloaded after; production answers under its registry engine name (loading it is
+idempotent), or as the base model for an alias's first version. Greedy decoding, so that
+the two sides differ by their weights only.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from retrain.dataset import Example
+from retrain.metrics import score
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]  # answered, total
+
+
+class EvaluationError(RuntimeError):
+    """The engine could not load or answer; production is left as it is."""
+
+
+@dataclass
+class Evaluation:
+    model: str
+    metrics: dict[str, float]
+    predictions: list[str]
+
+
+class Evaluator:
+    def __init__(
+        self,
+        engine_url: str,
+        metrics: Sequence[str],
+        max_tokens: int = 128,
+        concurrency: int = 16,
+        timeout_s: float = 300,
+    ) -> None:
+        self.engine_url = engine_url.rstrip("/")
+        self.metrics = list(metrics)
+        self.max_tokens = max_tokens
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+
+    def evaluate(
+        self, model: str, examples: Sequence[Example], progress: Progress | None = None
+    ) -> Evaluation:
+        predictions = asyncio.run(self._answers(model, examples, progress))
+        return Evaluation(
+            model, score(predictions, [ex.answer for ex in examples], self.metrics), predictions
+        )
+
+    def load(self, name: str, path: Path) -> None:
+        response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
+        if response.status_code != 200 and "already been loaded" not in response.text:
+            raise EvaluationError(
+                f"engine could not load {name} from {path}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
+
+    def unload(self, name: str) -> None:
+        response = self._post("/v1/unload_lora_adapter", {"lora_name": name})
+        if response.status_code != 200:
+            log.warning("could not unload %s: %s", name, response.text[:300])
+
+    def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        try:
+            return httpx.post(f"{self.engine_url}{path}", json=body, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            raise EvaluationError(f"engine {self.engine_url} did not answer: {exc!r}") from None
+
+    async def _answers(
+        self, model: str, examples: Sequence[Example], progress: Progress | None
+    ) -> list[str]:
+        gate = asyncio.Semaphore(self.concurrency)
+        done = 0
+
+        async def answer(client: httpx.AsyncClient, example: Example) -> str:
+            nonlocal done
+            async with gate:
+                body = {
+                    "model": model,
+                    "messages": example.prompt,
+                    "max_tokens": self.max_tokens,
+                    "temperature": 0,
+                }
+                try:
+                    response = await client.post(
+                        f"{self.engine_url}/v1/chat/completions", json=body
+                    )
+                except httpx.HTTPError as exc:
+                    raise EvaluationError(f"engine did not answer: {exc!r}") from None
+                if response.status_code != 200:
+                    raise EvaluationError(
+                        f"engine answered {response.status_code} for {model}: {response.text[:300]}"
+                    )
+                done += 1
+                if progress:
+                    progress(done, len(examples))
+                return str(response.json()["choices"][0]["message"]["content"] or "")
+
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            return list(await asyncio.gather(*(answer(client, ex) for ex in examples)))

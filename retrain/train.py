@@ -1,0 +1,212 @@
+"""LoRA / QLoRA training of an adapter on chat examples, loss on the assistant's tokens only.
+
+On CUDA the base model is always loaded in 4-bit (NF4, double quantisation, bf16 compute):
+QLoRA. On a CPU, 4-bit works but is about ten times slower than float32 LoRA (measured,
+DESIGN.md), so `quantize=auto` trains float32 LoRA there and says so loudly. Checkpoints
+(adapter, optimizer, step, data order) let an interrupted run resume; a run is deterministic
+for its seed.
+"""
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from retrain.dataset import Example
+from retrain.settings import RetrainSettings
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, float], None]  # step, total steps, loss
+IGNORE = -100
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    steps: int
+    tokens: int
+    seconds: float
+    losses: list[float]
+    quantized: bool
+    device: str
+    peak_memory_bytes: int
+    resumed_from: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def use_4bit(settings: RetrainSettings, device: str) -> bool:
+    if settings.quantize == "auto":
+        if device == "cpu":
+            log.warning(
+                "training float32 LoRA on CPU (4-bit QLoRA is ~10x slower here); "
+                "LORALOOP_RETRAIN_QUANTIZE=4bit forces QLoRA"
+            )
+        return device == "cuda"
+    return settings.quantize == "4bit"
+
+
+def load_base(model_dir: Path, four_bit: bool, device: str) -> Any:
+    if four_bit:
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if device == "cuda" else torch.float32
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, quantization_config=quant, device_map={"": device}, dtype=compute
+        )
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+
+
+def encode(example: Example, tokenizer: Any, max_len: int) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels; labels are IGNORE everywhere but the assistant's answer."""
+    prompt = tokenizer.apply_chat_template(
+        example.prompt, tokenize=False, add_generation_prompt=True
+    )
+    full = tokenizer.apply_chat_template(list(example.messages), tokenize=False)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] != prompt_ids or len(prompt_ids) >= max_len:
+        return None
+    ids = full_ids[:max_len]
+    labels = [IGNORE] * len(prompt_ids) + ids[len(prompt_ids) :]
+    return ids, labels
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row_ids, row_labels) in enumerate(rows):
+        ids[i, : len(row_ids)] = torch.tensor(row_ids)
+        labels[i, : len(row_labels)] = torch.tensor(row_labels)
+        mask[i, : len(row_ids)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class Trainer:
+    def __init__(self, model_dir: Path, settings: RetrainSettings, run_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.settings = settings
+        self.run_dir = run_dir
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def lora_config(self) -> LoraConfig:
+        s = self.settings
+        return LoraConfig(
+            r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            lora_dropout=s.lora_dropout,
+            target_modules=list(s.target_modules),
+            task_type="CAUSAL_LM",
+            bias="none",
+        )
+
+    def train(self, examples: list[Example], progress: Progress | None = None) -> TrainResult:
+        s = self.settings
+        _seed(s.seed)
+        tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        rows = [r for r in (encode(ex, tokenizer, s.max_seq_len) for ex in examples) if r]
+        if not rows:
+            raise ValueError("no example fits max_seq_len with room for an answer")
+        four_bit = use_4bit(s, self.device)
+        base = load_base(self.model_dir, four_bit, self.device)
+        checkpoint = self.run_dir / "checkpoint"
+        if (checkpoint / "state.json").is_file():
+            model = PeftModel.from_pretrained(base, checkpoint / "adapter", is_trainable=True)
+        else:
+            model = get_peft_model(base, self.lora_config())
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
+        per_epoch = math.ceil(len(rows) / s.batch_size)
+        total = max(1, math.ceil(per_epoch * s.epochs))
+        state = {"step": 0, "losses": [], "tokens": 0}
+        if (checkpoint / "state.json").is_file():
+            state = json.loads((checkpoint / "state.json").read_text())
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+            log.info("resuming from step %d", state["step"])
+        resumed = int(state["step"])
+        order = _order(len(rows), total * s.batch_size, s.seed)
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        model.train()
+        began = time.perf_counter()
+        for step in range(resumed, total):
+            batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
+            batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] = step + 1
+            state["losses"].append(round(float(loss.item()), 6))
+            state["tokens"] += int(batch["attention_mask"].sum())
+            if progress:
+                progress(step + 1, total, state["losses"][-1])
+            if (step + 1) % s.checkpoint_every == 0 and step + 1 < total:
+                self._checkpoint(model, optimizer, state)
+        seconds = time.perf_counter() - began
+        adapter = self.run_dir / "adapter"
+        model.save_pretrained(adapter)
+        tokenizer.save_pretrained(adapter)
+        peak = torch.cuda.max_memory_allocated() if self.device == "cuda" else _rss()
+        return TrainResult(
+            adapter_dir=adapter,
+            steps=int(state["step"]),
+            tokens=int(state["tokens"]),
+            seconds=seconds,
+            losses=list(state["losses"]),
+            quantized=four_bit,
+            device=self.device,
+            peak_memory_bytes=peak,
+            resumed_from=resumed,
+            config={**s.model_dump(mode="json"), "examples": len(rows), "steps": total},
+        )
+
+    def _checkpoint(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        checkpoint = self.run_dir / "checkpoint"
+        model.save_pretrained(checkpoint / "adapter")
+        torch.save(optimizer.state_dict(), checkpoint / "optimizer.pt")
+        (checkpoint / "state.json").write_text(json.dumps(state))
+
+
+def _order(n: int, length: int, seed: int) -> list[int]:
+    """Example indices for every step: epoch after epoch, each shuffled by the seed."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while len(order) < length:
+        epoch = list(range(n))
+        rng.shuffle(epoch)
+        order += epoch
+    return order
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)

@@ -1,0 +1,169 @@
+"""The review and ops pages in a real headless Chromium (Debian's), driven by Playwright.
+
+Screenshots go to test-results/screenshots/. The gateway runs on the fake engine: these
+tests are about the pages, the real engine is covered elsewhere.
+"""
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlmodel import Session, select
+
+from feedback.models import Review
+from loraloop import db
+from loraloop.settings import Settings
+from serve.auth import create_key
+from tests.conftest import REPO
+
+SHOTS = REPO / "test-results" / "screenshots"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(migrated_db: str, make_live_gateway: Callable[..., Settings]) -> dict[str, str]:
+    settings = make_live_gateway(migrated_db, require_keys=True)
+    base = f"http://127.0.0.1:{settings.serve.port}"
+    engine = db.create_db_engine(migrated_db)
+    with Session(engine) as session:
+        keys = {role: create_key(session, role, f"{role} key") for role in ("client", "reviewer")}
+    engine.dispose()
+    client = {"Authorization": f"Bearer {keys['client']}"}
+    with httpx.Client(base_url=base, headers=client, timeout=30) as http:
+        ids = []
+        for question in ("Where is my invoice?", "How do I reset my password?"):
+            r = http.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "base",
+                    "template": "support-agent",
+                    "variables": {"customer_name": "Ana"},
+                    "messages": [{"role": "user", "content": question}],
+                },
+            )
+            ids.append(r.json()["interaction_id"])
+        import time
+
+        time.sleep(0.5)
+        for iid in ids:
+            assert (
+                http.post(
+                    "/v1/feedback", json={"interaction_id": iid, "rating": "down"}
+                ).status_code
+                == 200
+            )
+    return {"base": base, "reviewer": keys["reviewer"], "db": migrated_db}
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+def test_reviewer_signs_in_reviews_with_keyboard_and_skips(
+    browser: Browser, site: dict[str, str]
+) -> None:
+    page = browser.new_page()
+    page.goto(f"{site['base']}/review")
+    expect(page.locator("#key")).to_be_visible()
+    page.fill("#key", "ll-not-a-key")
+    page.click("button[type=submit]")
+    expect(page.locator("#flash")).to_contain_text("not valid")
+    shot(page, "review-login.png")
+
+    page.fill("#key", site["reviewer"])
+    page.click("button[type=submit]")
+    expect(page.locator("#conversation")).to_contain_text("customer support agent")
+    expect(page.locator("#meta")).to_contain_text("support-agent")
+    expect(page.locator("#user-rating")).to_have_text("thumbs down")
+    expect(page.locator("#progress")).to_have_text("0 reviewed this session")
+    shot(page, "review-item.png")
+
+    page.keyboard.press("4")
+    expect(page.locator("#score-4")).to_be_checked()
+    page.check("#label-tone")
+    page.keyboard.press("e")
+    expect(page.locator("#correction")).to_be_focused()
+    page.fill("#correction", "Your invoice is under Billing > Invoices. Anything else?")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#flash")).to_have_text("Saved.")
+    expect(page.locator("#progress")).to_have_text("1 reviewed this session")
+    shot(page, "review-after-submit.png")
+
+    page.locator("body").click()
+    page.keyboard.press("s")
+    expect(page.locator("#flash")).to_have_text("Skipped.")
+    expect(page.locator("#empty")).to_be_visible()
+
+    engine = db.create_db_engine(site["db"])
+    with Session(engine) as session:
+        [review] = session.exec(select(Review)).all()
+    engine.dispose()
+    assert review.score == 4
+    assert review.labels == ["tone"]
+    assert review.correction == "Your invoice is under Billing > Invoices. Anything else?"
+
+
+def test_ops_page_draws_charts(browser: Browser, site: dict[str, str]) -> None:
+    page = browser.new_page()
+    page.goto(f"{site['base']}/review")
+    page.fill("#key", site["reviewer"])
+    page.click("button[type=submit]")
+    page.goto(f"{site['base']}/ops")
+    expect(page.locator("#chart-requests svg circle")).to_have_count(1)
+    expect(page.locator("#chart-thumbs_down_rate svg circle")).to_have_count(1)
+    expect(page.locator("#ops-table")).to_contain_text("base")
+    shot(page, "ops.png")
+
+
+def test_ops_page_lists_drift_reports_and_opens_evidently(
+    browser: Browser, site: dict[str, str]
+) -> None:
+    from datetime import timedelta
+
+    from feedback.drift import DriftRunner, DriftSettings
+    from feedback.models import utcnow
+    from tests.traffic import insert_traffic, rows
+
+    engine = db.create_db_engine(site["db"])
+    now = utcnow()
+    ref, _ = rows(120, now - timedelta(days=6), now - timedelta(days=1), seed=1)
+    cur, _ = rows(120, now - timedelta(hours=12), now, seed=2, new_topic=0.7)
+    insert_traffic(engine, ref + cur)
+    report = DriftRunner(engine, DriftSettings(min_rows=50)).run("support")
+    empty = DriftRunner(engine, DriftSettings()).run("nobody")
+    engine.dispose()
+
+    page = browser.new_page()
+    page.goto(f"{site['base']}/review")
+    page.fill("#key", site["reviewer"])
+    page.click("button[type=submit]")
+    page.goto(f"{site['base']}/ops")
+    table = page.locator("#drift-table")
+    expect(table.locator("tr.verdict-drift")).to_contain_text("support")
+    expect(table.locator("tr.verdict-not_enough_data")).to_contain_text("nobody")
+    expect(table.locator(f"a[href='/ops/drift/{empty.id}']")).to_have_count(0)
+    shot(page, "ops-drift.png")
+    page.click(f"a[href='/ops/drift/{report.id}']")
+    expect(page.get_by_text("prompt_chars").first).to_be_visible(timeout=30_000)
+    shot(page, "drift-report.png")

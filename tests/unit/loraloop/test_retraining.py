@@ -1,0 +1,93 @@
+"""Retraining as a job: cron and drift triggers, one run per alias, failures recorded with
+production untouched."""
+
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlmodel import Session
+
+from feedback.drift import DriftReport
+from feedback.jobs import JobBusy, job_lock, recent_runs
+from loraloop import db
+from loraloop.retraining import RetrainJobs, drift_retrain_hook, queue_retrain
+from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
+from loraloop.worker import Worker, scheduled_jobs
+from retrain import DatasetError, RetrainError, RetrainSettings
+from serve.registry import Registry
+from serve.settings import ModelSettings, ServeSettings
+from tests.conftest import make_adapter_dir
+
+
+def settings_for(url: str, tmp_path: Path, **worker: object) -> Settings:
+    return Settings(
+        db=DatabaseSettings(url=url),
+        serve=ServeSettings(adapter_store=tmp_path / "adapters"),
+        model=ModelSettings(path=tmp_path / "base", name="base"),
+        worker=WorkerSettings(sync_interval_s=0.2, **worker),  # type: ignore[arg-type]
+        retrain=RetrainSettings(runs_dir=tmp_path / "runs"),
+    )
+
+
+def with_production(url: str, tmp_path: Path, alias: str = "support") -> None:
+    engine = db.create_db_engine(url)
+    registry = Registry("base", tmp_path / "adapters", 16)
+    with Session(engine) as session:
+        registry.register(
+            session, alias, make_adapter_dir(tmp_path / "adapters", "v1", base="base")
+        )
+        registry.promote(session, alias, 1)
+    engine.dispose()
+
+
+def test_cron_and_drift_triggers_schedule_runs(migrated_db: str, tmp_path: Path) -> None:
+    with_production(migrated_db, tmp_path)
+    engine = db.create_db_engine(migrated_db)
+    settings = settings_for(migrated_db, tmp_path, retrain_cron="0 2 * * 0")
+    worker = Worker(engine, settings, BackgroundScheduler())
+    worker.start()
+    try:
+        assert worker.sync() == ["drift:support", "retrain:support"]
+        jobs = {j["id"]: j for j in scheduled_jobs(engine)}
+        assert "day_of_week='0'" in jobs["retrain:support"]["trigger"]
+        assert jobs["retrain:support"]["next_run"] is not None
+    finally:
+        worker.stop()
+
+    hook = drift_retrain_hook(engine)
+    report = DriftReport(alias="support", reference_kind="previous", verdict="drift")
+    assert hook(report) == "queued"
+    assert hook(report) == "already queued"  # a queued run is not queued twice
+    queued = {j["id"]: j for j in scheduled_jobs(engine)}["retrain-now:support"]
+    assert queued["next_run"] is not None and "date" in queued["trigger"]
+    engine.dispose()
+
+
+def test_a_failed_run_is_recorded_and_changes_nothing(migrated_db: str, tmp_path: Path) -> None:
+    with_production(migrated_db, tmp_path)
+    engine = db.create_db_engine(migrated_db)
+    jobs = RetrainJobs(engine, settings_for(migrated_db, tmp_path), "http://127.0.0.1:9")
+    with pytest.raises(DatasetError, match="nothing to learn"):
+        jobs.run("support", "cron")
+    with pytest.raises(RetrainError, match="alias 'sales' has no production version"):
+        jobs.run("sales")
+    with job_lock(engine, "retrain:support", "someone-else", 60), pytest.raises(JobBusy):
+        jobs.run("support", "drift")
+    with Session(engine) as session:
+        runs = recent_runs(session, job="retrain")
+        alias = jobs.retrainer.registry.alias(session, "support")
+    assert [(r.trigger, r.status) for r in runs] == [("drift", "skipped"), ("cron", "failed")]
+    assert "DatasetError" in (runs[1].error or "")
+    assert alias is not None and alias.production_version == 1 and alias.revision == 1
+    [record] = (tmp_path / "runs" / "support").glob("*/run.json")
+    assert '"outcome": "failed"' in record.read_text()
+    engine.dispose()
+
+
+def test_queue_retrain_is_idempotent_per_alias(sqlite_url: str) -> None:
+    engine = db.create_db_engine(sqlite_url)
+    assert queue_retrain(engine, "a", "drift") == "queued"
+    assert queue_retrain(engine, "b", "drift") == "queued"
+    assert queue_retrain(engine, "a", "drift") == "already queued"
+    assert sorted(j["id"] for j in scheduled_jobs(engine)) == ["retrain-now:a", "retrain-now:b"]
+    engine.dispose()

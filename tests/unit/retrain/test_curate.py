@@ -1,0 +1,104 @@
+"""Seed files, curation (PII, lengths, duplicates, split, leakage) and its refusals."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from retrain.curate import MinHasher, curate, near_duplicates, similar
+from retrain.dataset import DatasetError, Example, content_hash, read_seed
+from retrain.settings import RetrainSettings
+
+
+def ex(i: int, question: str, answer: str, template: str | None = "faq") -> Example:
+    return Example(
+        f"s:{i}",
+        ({"role": "user", "content": question}, {"role": "assistant", "content": answer}),
+        "seed",
+        template,
+    )
+
+
+def questions(n: int) -> list[Example]:
+    topics = ["invoice", "password", "parcel", "refund", "warranty", "account", "delivery"]
+    return [
+        ex(i, f"Question {i}: how do I handle my {topics[i % 7]} case number {i * 37}?",
+           f"Answer {i}: open the {topics[i % 7]} page and quote reference {i * 91}.")
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_seed_file_errors_name_the_line(tmp_path: Path) -> None:
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    cases = {
+        "not json": "not JSON",
+        json.dumps({"messages": []}): "at least two turns",
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": 1}]}):
+            "each turn needs a role",
+        json.dumps({"messages": [{"role": "assistant", "content": "a"},
+                                 {"role": "user", "content": "q"}]}): "last turn",
+    }  # fmt: skip
+    for bad, message in cases.items():
+        path = tmp_path / "seed.jsonl"
+        path.write_text(json.dumps(good) + "\n\n" + bad + "\n")
+        with pytest.raises(DatasetError, match=rf"seed.jsonl:3: .*{message}"):
+            read_seed(path)
+    path.write_text(json.dumps(good) + "\n")
+    [row] = read_seed(path)
+    assert row.id == "seed.jsonl:1" and row.answer == "a"
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_seed(tmp_path / "missing.jsonl")
+
+
+def test_minhash_estimates_similarity() -> None:
+    hasher = MinHasher(0)
+    a = hasher.signature("the parcel was delivered to the wrong address on monday morning")
+    b = hasher.signature("the parcel was delivered to the wrong address on monday evening")
+    c = hasher.signature("how do I change the password of my account")
+    assert similar(a, b) > 0.5 > similar(a, c)
+    kept, dropped = near_duplicates(
+        [ex(1, "the parcel was delivered to the wrong address on monday morning", "x"),
+         ex(2, "the parcel was delivered to the wrong address on monday morning!", "x"),
+         ex(3, "how do I change the password of my account", "y")],
+        0.8, hasher,
+    )  # fmt: skip
+    assert [k.id for k in kept] == ["s:1", "s:3"] and dropped == 1
+
+
+def test_curation_report_and_split() -> None:
+    data = questions(200)
+    data += [data[0], ex(900, data[1].messages[0]["content"] + " ", data[1].answer)]  # dupes
+    data += [ex(901, "Mail me at ana@example.com please", "Sure, at ana@example.com.")]
+    data += [ex(902, "Too short?", "")]
+    settings = RetrainSettings(min_examples=100, eval_fraction=0.2)
+    result = curate(data, settings)
+    report = result.report
+    assert report["input"] == 204
+    assert report["dropped_length"] == 1
+    assert report["dropped_exact_duplicates"] + report["dropped_near_duplicates"] == 2
+    assert report["pii_scrubbed"] == {"EMAIL": 2}
+    assert report["train"] + report["eval"] + report["dropped_eval_leaks"] == 201
+    assert 20 < report["eval"] < 60
+    assert {e.id for e in result.train}.isdisjoint({e.id for e in result.eval})
+    assert report["balance"]["template"] == {"faq": report["train"]}
+    assert report["train_hash"] == content_hash(result.train)
+    again = curate(list(reversed(data)), settings)  # deterministic, order aside
+    assert {e.id for e in again.eval} == {e.id for e in result.eval}
+
+
+def test_held_out_prompts_do_not_leak_into_training() -> None:
+    data = questions(120)
+    settings = RetrainSettings(min_examples=10, eval_fraction=0.2, near_duplicate=0.9)
+    held = curate(data, settings).eval
+    # The same held-out question again, with another id and answer: a leak unless dropped.
+    leaks = [ex(5000 + i, e.messages[0]["content"], "another answer " + e.answer)
+             for i, e in enumerate(held)]  # fmt: skip
+    result = curate(data + leaks, settings)
+    eval_prompts = {e.messages[0]["content"] for e in result.eval}
+    assert not [e for e in result.train if e.messages[0]["content"] in eval_prompts]
+    assert result.report["dropped_eval_leaks"] > 0
+
+
+def test_training_refuses_below_the_minimum() -> None:
+    with pytest.raises(DatasetError, match=r"only \d+ training examples .*need 500"):
+        curate(questions(50), RetrainSettings())
