@@ -32,6 +32,13 @@ class JobRun(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=256)
     error: str | None = Field(default=None, sa_column=Column(Text))
 
+    @property
+    def seconds(self) -> float | None:
+        """How long it took; None while it runs."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
 
 class JobLock(SQLModel, table=True):
     __tablename__ = "job_lock"
@@ -120,8 +127,12 @@ def _finish(db: Engine, run: JobRun, status: str, **fields: Any) -> JobRun:
         return row
 
 
-def recent_runs(session: Session, limit: int = 50, job: str | None = None) -> list[JobRun]:
+def recent_runs(
+    session: Session, limit: int = 50, job: str | None = None, target: str | None = None
+) -> list[JobRun]:
     query = select(JobRun).order_by(col(JobRun.id).desc()).limit(limit)
     if job:
         query = query.where(JobRun.job == job)
+    if target:
+        query = query.where(JobRun.target == target)
     return list(session.exec(query))

@@ -22,6 +22,7 @@ from feedback.capture import CaptureWriter
 from feedback.drift import DriftReport
 from feedback.drift.api import build_router as drift_router
 from feedback.pages import build_pages as feedback_pages
+from loraloop.builders import build_engine_manager, build_registry
 from loraloop.db import SessionFactory, create_db_engine
 from loraloop.settings import Settings
 from loraloop.worker import DriftJobs, Worker
@@ -33,15 +34,10 @@ from serve.errors import install_error_handlers
 from serve.gateway import router as gateway_router
 from serve.metrics import GatewayMetrics
 from serve.proxy import Proxy
-from serve.registry import Registry
 from serve.routes import router as platform_router
 from serve.templates import TemplateStore, sync_templates
 
 log = logging.getLogger(__name__)
-
-
-def build_engine_manager(settings: Settings) -> EngineManager:
-    return EngineManager(settings.engine, settings.model.model_dir(), settings.model.name)
 
 
 def is_loopback(host: str) -> bool:
@@ -95,11 +91,8 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             timeout=httpx.Timeout(600, connect=10),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
-        registry = Registry(
-            settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
-        )
         s.router = AdapterRouter(
-            registry,
+            build_registry(settings),
             s.db,
             s.client,
             lambda: manager.urls,

@@ -79,7 +79,8 @@ def run(
     """Start the platform: the supervised vLLM engine and the gateway API."""
     import uvicorn
 
-    from loraloop.app import build_engine_manager, create_app, open_access
+    from loraloop.app import create_app, open_access
+    from loraloop.builders import build_engine_manager
 
     _setup_logging()
     settings = get_settings()

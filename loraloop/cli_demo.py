@@ -2,41 +2,29 @@
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
-from rich.progress import TaskID
 
-from loraloop.cli_retrain import BarReporter, progress_bar
-from loraloop.cli_support import CliError, console, friendly
+from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
 from loraloop.demo import RETRAIN_OVERRIDES, SCENARIO, Demo, DemoResult, Progress, Scenario
+from loraloop.launch import PlatformError, free_port, launch
 from loraloop.settings import Settings, get_settings
 
 BOOT_TIMEOUT_S = 900
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def demo_env(data: Path) -> dict[str, str]:
     """A platform of the demo's own: its database, adapters, runs and ports."""
     return {
         "LORALOOP_DB_URL": f"sqlite:///{data / 'loraloop.db'}",
-        "LORALOOP_SERVE_PORT": str(_free_port()),
-        "LORALOOP_ENGINE_PORT": str(_free_port()),
+        "LORALOOP_SERVE_PORT": str(free_port()),
+        "LORALOOP_ENGINE_PORT": str(free_port()),
         "LORALOOP_ENGINE_LOG_DIR": str(data / "logs"),
         "LORALOOP_SERVE_ADAPTER_STORE": str(data / "adapters"),
         "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
@@ -48,34 +36,13 @@ def demo_env(data: Path) -> dict[str, str]:
 
 @contextmanager
 def platform(data: Path) -> Iterator[str]:
-    """`loraloop run` as a child process; yields the gateway URL, stops it after."""
-    loraloop = str(Path(sys.executable).parent / "loraloop")
+    """The demo's own platform (settings from the environment); yields the gateway URL."""
     env = {**os.environ}
-    subprocess.run([loraloop, "db", "upgrade"], env=env, check=True, capture_output=True)
-    log = data / "platform.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([loraloop, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{env['LORALOOP_SERVE_PORT']}"
     try:
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise CliError(f"the platform exited ({proc.returncode}); see {log}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise CliError(f"the platform did not start in {BOOT_TIMEOUT_S} s; see {log}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with launch(env, data / "platform.log", BOOT_TIMEOUT_S):
+            yield f"http://127.0.0.1:{env['LORALOOP_SERVE_PORT']}"
+    except PlatformError as exc:
+        raise CliError(str(exc)) from None
 
 
 @friendly
@@ -111,20 +78,16 @@ def demo(
     )
     began = time.perf_counter()
     with progress_bar() as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def step(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+        reporter = BarReporter(bar)
+        step = reporter.advance
 
         if gateway is None:
             boot = bar.add_task("starting the platform (vLLM on CPU)", total=None)
             with platform(data) as url:
                 bar.update(boot, total=1, completed=1)
-                result = _run(settings, url, alias, scenario, step, BarReporter(bar))
+                result = _run(settings, url, alias, scenario, step, reporter)
         else:
-            result = _run(settings, gateway, alias, scenario, step, BarReporter(bar))
+            result = _run(settings, gateway, alias, scenario, step, reporter)
     outcome = result.outcome
     console.print(
         f"traffic {result.traffic} · reviews: {result.corrected} corrected, "

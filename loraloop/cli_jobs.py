@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from feedback.drift.store import list_reports
 from feedback.jobs import JobBusy, recent_runs
-from loraloop.cli_support import CliError, console, friendly
+from loraloop.cli_support import BarReporter, CliError, console, friendly
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
 
@@ -34,14 +34,9 @@ def drift_run(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
-            tasks: dict[str, int] = {}
-
-            def step(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
-            report = DriftJobs(db, settings).run(alias, template, "manual", step)
+            report = DriftJobs(db, settings).run(
+                alias, template, "manual", BarReporter(bar).advance
+            )
     except JobBusy as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -118,7 +113,7 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
         "run", "job", "target", "trigger", "started", "took", "status", "result", title="history"
     )
     for r in runs:
-        took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "…"
+        took = "…" if r.seconds is None else f"{r.seconds:.1f}s"
         history.add_row(
             str(r.id),
             r.job,

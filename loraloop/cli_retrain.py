@@ -1,72 +1,21 @@
 """`loraloop retrain run` and `loraloop retrain runs`."""
 
-import json
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
 from feedback.jobs import JobBusy, recent_runs
-from loraloop.cli_support import CliError, console, friendly
+from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
-from retrain.pipeline import Reporter
 
 retrain_app = typer.Typer(
     help="Retraining runs: curate, train, gate, promote.", no_args_is_help=True
 )
 OUTCOME_STYLE = {"promoted": "bold green", "canary": "green", "rejected": "yellow"}
-
-
-class BarReporter(Reporter):
-    """One rich bar per stage."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[str, TaskID] = {}
-
-    def stage(self, name: str) -> None:
-        """A new stage ends the ones before it (their bars show done)."""
-        super().stage(name)
-        self.finish()
-        if name not in self.tasks:
-            self.tasks[name] = self.progress.add_task(name, total=None)
-
-    def finish(self) -> None:
-        for task in self.progress.tasks:
-            if task.id in self.tasks.values() and not task.finished:
-                done = task.completed or 1
-                self.progress.update(task.id, total=done, completed=done)
-
-    def advance(self, stage: str, done: int, total: int, detail: str = "") -> None:
-        if stage not in self.tasks:
-            self.stage(stage)
-        description = f"{stage} {detail}".strip()
-        self.progress.update(
-            self.tasks[stage], completed=done, total=total, description=description
-        )
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 @retrain_app.command("run")
@@ -109,32 +58,26 @@ def retrain_runs(
     alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
-    """Recent retraining runs with their outcome (from the job history and run records)."""
+    """Recent retraining runs with their outcome (from the job history)."""
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
     try:
         with Session(db) as session:
-            runs = [r for r in recent_runs(session, limit * 4, job="retrain")]
+            runs = recent_runs(session, limit, job="retrain", target=alias)
     finally:
         db.dispose()
-    runs = [r for r in runs if alias is None or r.target == alias][:limit]
     table = Table("job", "alias", "trigger", "started", "took", "status", "outcome", "run")
     for r in runs:
-        took = f"{(r.finished_at - r.started_at).total_seconds():.0f}s" if r.finished_at else "…"
         run_id, _, summary = (r.result or "").partition(": ")
-        record = settings.retrain.runs_dir / r.target / run_id / "run.json"
-        outcome = (
-            json.loads(record.read_text()).get("outcome") if run_id and record.is_file() else None
-        )
-        style = OUTCOME_STYLE.get(outcome or "", "")
+        outcome = summary.partition(" ")[0]  # RunOutcome.summary() starts with it
         table.add_row(
             str(r.id),
             r.target,
             r.trigger,
             f"{r.started_at:%Y-%m-%d %H:%M}",
-            took,
+            "…" if r.seconds is None else f"{r.seconds:.0f}s",
             r.status,
-            Text(summary or r.error or "", style=style),
+            Text(summary or r.error or "", style=OUTCOME_STYLE.get(outcome, "")),
             run_id,
         )
     console.print(table if runs else "no retraining runs yet")

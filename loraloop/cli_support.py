@@ -8,6 +8,15 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedback.drift.settings import DriftSettings
@@ -15,7 +24,7 @@ from feedback.settings import FeedbackSettings
 from loraloop.settings import CliSettings, DatabaseSettings, WorkerSettings
 from retrain.dataset import DatasetError
 from retrain.evaluate import EvaluationError
-from retrain.pipeline import RetrainError
+from retrain.pipeline import Reporter, RetrainError
 from retrain.settings import RetrainSettings
 from serve.engine import EngineError
 from serve.model_store import ModelError
@@ -77,3 +86,42 @@ def friendly(func: F) -> F:
             fail(f"database error: {exc.__class__.__name__}: {exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+class BarReporter(Reporter):
+    """One rich bar per stage: progress of retraining runs, drift runs and the demo."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def stage(self, name: str) -> None:
+        """A new stage ends the ones before it (their bars show done)."""
+        self.finish()
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=None)
+
+    def finish(self) -> None:
+        for task in self.progress.tasks:
+            if task.id in self.tasks.values() and not task.finished:
+                done = task.completed or 1
+                self.progress.update(task.id, total=done, completed=done)
+
+    def advance(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        if stage not in self.tasks:
+            self.stage(stage)
+        description = f"{stage} {detail}".strip()
+        self.progress.update(
+            self.tasks[stage], completed=done, total=total, description=description
+        )
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )

@@ -7,10 +7,10 @@ base model and promoted; then the held-out questions, never seen in training, ar
 again through the gateway, and Rouge-L before and after is printed.
 """
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 from feedback.models import Interaction
 from loraloop.retraining import RetrainJobs
 from loraloop.settings import Settings
-from retrain.metrics import rouge_l
+from retrain.evaluate import chat_many
+from retrain.metrics import rouge_l, score
 from retrain.pipeline import Reporter, RunOutcome
 
 SCENARIO = Path(__file__).resolve().parents[1] / "retrain" / "scenarios" / "support_desk.jsonl"
@@ -64,6 +65,13 @@ def answer(row: dict[str, Any]) -> str:
     return str(row["messages"][-1]["content"])
 
 
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    began = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - began
+
+
 @dataclass
 class DemoResult:
     alias: str
@@ -97,25 +105,21 @@ class Demo:
         seconds: dict[str, float] = {}
         began = time.perf_counter()
         base = self.settings.model.name
-        replies = self.ask(base, [question(r) for r in scenario.train], "traffic", progress)
-        self.wait_captured([iid for iid, _ in replies])
-        seconds["traffic"] = time.perf_counter() - began
-        mark = time.perf_counter()
-        expected = {question(r): answer(r) for r in scenario.train}
-        corrected, approved = self.review(expected, progress)
-        seconds["review"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        before = self.heldout_rouge(base, scenario, "held-out, base", progress)
-        seconds["before"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        outcome = RetrainJobs(self.db, self.settings).run(self.alias, "demo", True, reporter)
-        seconds["retrain"] = time.perf_counter() - mark
-        mark = time.perf_counter()
+        with timed(seconds, "traffic"):
+            replies = self.ask(base, [question(r) for r in scenario.train], "traffic", progress)
+            self.wait_captured([iid for iid, _ in replies])
+        with timed(seconds, "review"):
+            expected = {question(r): answer(r) for r in scenario.train}
+            corrected, approved = self.review(expected, progress)
+        with timed(seconds, "before"):
+            before = self.heldout_rouge(base, scenario, "held-out, base", progress)
+        with timed(seconds, "retrain"):
+            outcome = RetrainJobs(self.db, self.settings).run(self.alias, "demo", True, reporter)
         after = None
-        if outcome.version is not None:
-            self.wait_served(outcome)
-            after = self.heldout_rouge(self.alias, scenario, "held-out, adapter", progress)
-        seconds["after"] = time.perf_counter() - mark
+        with timed(seconds, "after"):
+            if outcome.version is not None:
+                self.wait_served(outcome)
+                after = self.heldout_rouge(self.alias, scenario, "held-out, adapter", progress)
         seconds["total"] = time.perf_counter() - began
         return DemoResult(
             self.alias, len(replies), corrected, approved, before, after, outcome, seconds
@@ -125,42 +129,22 @@ class Demo:
         self, model: str, scenario: Scenario, stage: str, progress: Progress
     ) -> float:
         replies = self.ask(model, [question(r) for r in scenario.heldout], stage, progress)
-        scores = [
-            rouge_l(text, answer(r)) for (_, text), r in zip(replies, scenario.heldout, strict=True)
-        ]
-        return sum(scores) / len(scores)
+        texts = [text for _, text in replies]
+        return score(texts, [answer(r) for r in scenario.heldout], ["rouge_l"])["rouge_l"]
 
     def ask(
         self, model: str, questions: list[str], stage: str, progress: Progress
     ) -> list[tuple[str, str]]:
         """(interaction id, answer) per question, through the gateway's chat API."""
-        return asyncio.run(self._ask(model, questions, stage, progress))
-
-    async def _ask(
-        self, model: str, questions: list[str], stage: str, progress: Progress
-    ) -> list[tuple[str, str]]:
-        gate, done = asyncio.Semaphore(self.concurrency), 0
-
-        async def one(client: httpx.AsyncClient, text: str) -> tuple[str, str]:
-            nonlocal done
-            async with gate:
-                response = await client.post(
-                    f"{self.gateway}/v1/chat/completions",
-                    json={
-                        "model": model,
-                        "messages": [{"role": "user", "content": text}],
-                        "max_tokens": ANSWER_TOKENS,
-                        "temperature": 0,
-                    },
-                )
-                response.raise_for_status()
-                body = response.json()
-                done += 1
-                progress(stage, done, len(questions))
-                return body["interaction_id"], body["choices"][0]["message"]["content"] or ""
-
-        async with httpx.AsyncClient(timeout=300) as client:
-            return list(await asyncio.gather(*(one(client, q) for q in questions)))
+        bodies = chat_many(
+            self.gateway,
+            model,
+            [[{"role": "user", "content": q}] for q in questions],
+            ANSWER_TOKENS,
+            self.concurrency,
+            progress=lambda done, total: progress(stage, done, total),
+        )
+        return [(b["interaction_id"], b["choices"][0]["message"]["content"] or "") for b in bodies]
 
     def review(self, expected: dict[str, str], progress: Progress) -> tuple[int, int]:
         """Work the review queue like a reviewer: keep close answers, correct the rest."""

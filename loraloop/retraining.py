@@ -13,18 +13,16 @@ from datetime import UTC, datetime
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine
 
 from feedback.drift import DriftReport
 from feedback.jobs import JobBusy, run_job
+from loraloop.builders import build_engine_manager, build_registry
 from loraloop.db import create_db_engine
+from loraloop.jobstore import open_job_store
 from loraloop.settings import Settings, get_settings
 from retrain.pipeline import Reporter, Retrainer, RunOutcome
-from serve.engine import EngineManager
-from serve.registry import Registry
 
 log = logging.getLogger(__name__)
 RETRAIN_JOB = "loraloop.retraining:scheduled_retrain"
@@ -38,11 +36,10 @@ class RetrainJobs:
     def __init__(self, db: Engine, settings: Settings, engine_url: str | None = None) -> None:
         self.db = db
         self.settings = settings
-        registry = Registry(
-            settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
+        url = engine_url or build_engine_manager(settings).urls[0]
+        self.retrainer = Retrainer(
+            db, settings.retrain, build_registry(settings), settings.model.model_dir(), url
         )
-        url = engine_url or EngineManager(settings.engine, settings.model.model_dir(), "").urls[0]
-        self.retrainer = Retrainer(db, settings.retrain, registry, settings.model.model_dir(), url)
 
     def run(
         self,
@@ -83,9 +80,7 @@ def scheduled_retrain(alias: str, trigger: str = "cron") -> None:
 
 def queue_retrain(db: Engine, alias: str, trigger: str) -> str:
     """Add a run-now job to the database job store; a queued one is not queued twice."""
-    store = SQLAlchemyJobStore(engine=db)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    store.start(scheduler, "default")
+    store, scheduler = open_job_store(db)
     now = datetime.now(UTC)
     job = Job(
         scheduler,

@@ -25,10 +25,12 @@ from feedback.drift import DriftReport, DriftRunner, Embedder
 from feedback.drift.runner import Progress
 from feedback.jobs import JobBusy, run_job
 from feedback.models import Interaction
+from loraloop.builders import build_registry
 from loraloop.db import create_db_engine
+from loraloop.jobstore import open_job_store
 from loraloop.retraining import RETRAIN_JOB, drift_retrain_hook
 from loraloop.settings import Settings, get_settings
-from serve.registry import Registry, RegistryError
+from serve.registry import RegistryError
 
 log = logging.getLogger(__name__)
 DRIFT_JOB = "loraloop.worker:scheduled_drift"
@@ -42,9 +44,7 @@ class DriftJobs:
         self.db = db
         self.settings = settings
         self.runner = DriftRunner(db, settings.drift, embedder, on_retrain=drift_retrain_hook(db))
-        self.registry = Registry(
-            settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
-        )
+        self.registry = build_registry(settings)
 
     def aliases(self) -> list[str]:
         if self.settings.drift.aliases:
@@ -201,10 +201,7 @@ class Worker:
 
 def scheduled_jobs(db: Engine) -> list[dict[str, Any]]:
     """The jobs in the database job store and when they next run (no scheduler started)."""
-    store = SQLAlchemyJobStore(engine=db)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_jobstore(store)
-    store.start(scheduler, "default")
+    store, _ = open_job_store(db)
     return [
         {"id": job.id, "name": job.name, "trigger": str(job.trigger), "next_run": job.next_run_time}
         for job in store.get_all_jobs()

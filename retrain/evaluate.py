@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,7 +51,16 @@ class Evaluator:
     def evaluate(
         self, model: str, examples: Sequence[Example], progress: Progress | None = None
     ) -> Evaluation:
-        predictions = asyncio.run(self._answers(model, examples, progress))
+        bodies = chat_many(
+            self.engine_url,
+            model,
+            [ex.prompt for ex in examples],
+            self.max_tokens,
+            self.concurrency,
+            self.timeout_s,
+            progress,
+        )
+        predictions = [str(b["choices"][0]["message"]["content"] or "") for b in bodies]
         return Evaluation(
             model, score(predictions, [ex.answer for ex in examples], self.metrics), predictions
         )
@@ -74,35 +84,50 @@ class Evaluator:
         except httpx.HTTPError as exc:
             raise EvaluationError(f"engine {self.engine_url} did not answer: {exc!r}") from None
 
-    async def _answers(
-        self, model: str, examples: Sequence[Example], progress: Progress | None
-    ) -> list[str]:
-        gate = asyncio.Semaphore(self.concurrency)
-        done = 0
 
-        async def answer(client: httpx.AsyncClient, example: Example) -> str:
-            nonlocal done
-            async with gate:
-                body = {
-                    "model": model,
-                    "messages": example.prompt,
-                    "max_tokens": self.max_tokens,
-                    "temperature": 0,
-                }
-                try:
-                    response = await client.post(
-                        f"{self.engine_url}/v1/chat/completions", json=body
-                    )
-                except httpx.HTTPError as exc:
-                    raise EvaluationError(f"engine did not answer: {exc!r}") from None
-                if response.status_code != 200:
-                    raise EvaluationError(
-                        f"engine answered {response.status_code} for {model}: {response.text[:300]}"
-                    )
-                done += 1
-                if progress:
-                    progress(done, len(examples))
-                return str(response.json()["choices"][0]["message"]["content"] or "")
+def chat_many(
+    url: str,
+    model: str,
+    conversations: Sequence[list[dict[str, str]]],
+    max_tokens: int,
+    concurrency: int,
+    timeout_s: float = 300,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Greedy chat completions for every conversation, `concurrency` at a time (the engine
+    batches them), in order; the response bodies. Any failure is an EvaluationError."""
+    return asyncio.run(
+        _chat_many(url, model, conversations, max_tokens, concurrency, timeout_s, progress)
+    )
 
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            return list(await asyncio.gather(*(answer(client, ex) for ex in examples)))
+
+async def _chat_many(
+    url: str,
+    model: str,
+    conversations: Sequence[list[dict[str, str]]],
+    max_tokens: int,
+    concurrency: int,
+    timeout_s: float,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    gate, done = asyncio.Semaphore(concurrency), 0
+
+    async def one(client: httpx.AsyncClient, messages: list[dict[str, str]]) -> dict[str, Any]:
+        nonlocal done
+        body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        async with gate:
+            try:
+                response = await client.post(f"{url}/v1/chat/completions", json=body)
+            except httpx.HTTPError as exc:
+                raise EvaluationError(f"{url} did not answer: {exc!r}") from None
+        if response.status_code != 200:
+            raise EvaluationError(
+                f"{url} answered {response.status_code} for {model}: {response.text[:300]}"
+            )
+        done += 1
+        if progress:
+            progress(done, len(conversations))
+        return dict(response.json())
+
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        return list(await asyncio.gather(*(one(client, m) for m in conversations)))

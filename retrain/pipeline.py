@@ -144,7 +144,7 @@ class Retrainer:
     ) -> RunOutcome:
         s = self.settings
         report.stage("dataset")
-        examples = self.examples(alias, baseline == self.registry.base_model)
+        examples = self.examples(alias, new=parent is None)
         if not examples:
             raise DatasetError("no reviewed interactions and no seed files: nothing to learn")
         curated = curate(examples, s)

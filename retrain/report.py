@@ -4,6 +4,7 @@ report with curation counts, the gate's numbers and its decision."""
 import html
 import json
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 WIDTH, HEIGHT, PAD = 640, 220, 36
@@ -16,10 +17,7 @@ def loss_curve_svg(losses: list[float]) -> str:
     top, low = max(losses), min(0.0, min(losses))
     span = (top - low) or 1.0
     window = max(1, len(losses) // 20)
-    smooth = [
-        sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
-        for i in range(len(losses))
-    ]
+    smooth = [fmean(losses[max(0, i - window + 1) : i + 1]) for i in range(len(losses))]
 
     def point(i: int, v: float) -> str:
         x = PAD + (WIDTH - 2 * PAD) * (i / max(1, len(losses) - 1))

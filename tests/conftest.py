@@ -7,7 +7,6 @@ A PostgreSQL that does not answer fails the tests; it is never skipped.
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -23,16 +22,11 @@ from sqlalchemy.engine import make_url
 from feedback.settings import FeedbackSettings
 from loraloop import db
 from loraloop.app import create_app
+from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
 from serve.settings import EngineSettings, ModelSettings, ServeSettings
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

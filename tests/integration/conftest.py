@@ -5,24 +5,19 @@ At the end the platform is stopped with SIGTERM and must leave no process behind
 """
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
+from loraloop.launch import free_port, launch
 from serve.model_store import check_model_dir
 from serve.settings import ModelSettings
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
 
 BOOT_TIMEOUT_S = 600
-LORALOOP = str(Path(sys.executable).parent / "loraloop")
 
 
 @dataclass
@@ -61,16 +56,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
         "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp / "spool.jsonl"),
     }
     (tmp / "adapters").mkdir()
-    subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
     log = tmp / "platform.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([LORALOOP, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    gateway = f"http://127.0.0.1:{gateway_port}"
-    try:
-        _wait_healthy(proc, f"{gateway}/health", log)
+    with launch(env, log, BOOT_TIMEOUT_S) as proc:
         family = psutil.Process(proc.pid).children(recursive=True)
         yield Platform(
-            gateway,
+            f"http://127.0.0.1:{gateway_port}",
             f"http://127.0.0.1:{engine_port}",
             model_dir.name,
             model_dir,
@@ -79,29 +69,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
             env["LORALOOP_DB_URL"],
             env,
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
     leftovers = [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == [], f"processes left after shutdown: {leftovers}"
     assert proc.returncode == 0, log.read_text()[-3000:]
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"loraloop run exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-            )
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"platform not healthy in {BOOT_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")

@@ -4,7 +4,6 @@
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,11 +13,11 @@ from sqlmodel import Session, select
 from feedback.models import Interaction, Review
 from loraloop import db
 from loraloop.demo import SCENARIO
+from loraloop.launch import LORALOOP
 from serve.tables import AdapterVersion, Alias
 from tests.integration.conftest import Platform
 
 pytestmark = pytest.mark.integration
-LORALOOP = str(Path(sys.executable).parent / "loraloop")
 LOOP_ENV = {
     "LORALOOP_RETRAIN_MIN_EXAMPLES": "30",
     "LORALOOP_RETRAIN_EVAL_FRACTION": "0.2",
@@ -40,6 +39,22 @@ def cli(platform: Platform, runs: Path, *args: str, **env: str) -> subprocess.Co
         **env,
     }
     return subprocess.run([LORALOOP, *args], env=full, capture_output=True, text=True, timeout=1200)
+
+
+def retrain_lumen(
+    platform: Platform, runs: Path, seed: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    seeds = json.dumps([str(seed)])
+    return cli(
+        platform,
+        runs,
+        "retrain",
+        "run",
+        "--alias",
+        "lumen",
+        LORALOOP_RETRAIN_SEED_FILES=seeds,
+        **env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +117,10 @@ def test_rejected_and_failed_runs_leave_production_alone(
     rows = [line for line in SCENARIO.read_text().splitlines() if line.strip()][100:140]
     seed = tmp_path / "seed.jsonl"
     seed.write_text("\n".join(rows) + "\n")
-    rejected = cli(
+    rejected = retrain_lumen(
         platform,
         runs,
-        "retrain",
-        "run",
-        "--alias",
-        "lumen",
-        LORALOOP_RETRAIN_SEED_FILES=json.dumps([str(seed)]),
+        seed,
         LORALOOP_RETRAIN_MIN_EXAMPLES="20",
         LORALOOP_RETRAIN_EPOCHS="0.25",
         LORALOOP_RETRAIN_MARGIN="1.0",
@@ -123,15 +134,7 @@ def test_rejected_and_failed_runs_leave_production_alone(
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(rows[0] + "\n{not json\n")
-    broken = cli(
-        platform,
-        runs,
-        "retrain",
-        "run",
-        "--alias",
-        "lumen",
-        LORALOOP_RETRAIN_SEED_FILES=json.dumps([str(bad)]),
-    )
+    broken = retrain_lumen(platform, runs, bad)
     assert broken.returncode == 1
     assert f"{bad}:2: not JSON" in broken.stderr
 

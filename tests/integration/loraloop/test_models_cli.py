@@ -4,15 +4,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from loraloop.launch import LORALOOP
 from serve.model_store import MANIFEST
 
 pytestmark = pytest.mark.integration
-LORALOOP = str(Path(sys.executable).parent / "loraloop")
 
 
 def loraloop(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
