@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Engine, Text, delete
+from sqlalchemy import Column, Engine, Float, LargeBinary, Table, Text, Unicode, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -38,6 +38,17 @@ class JobRun(SQLModel, table=True):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+# APScheduler's own job-store table (SQLAlchemyJobStore.jobs_t), declared here so that the
+# migrations own it like every other table; APScheduler finds it there and creates nothing.
+scheduler_jobs = Table(
+    "apscheduler_jobs",
+    SQLModel.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 
 class JobLock(SQLModel, table=True):

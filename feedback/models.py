@@ -34,6 +34,7 @@ class Interaction(SQLModel, table=True):
     alias: str | None = Field(default=None, max_length=128, index=True)
     adapter_version: int | None = None
     engine_model: str | None = Field(default=None, max_length=256)
+    engine_url: str | None = Field(default=None, max_length=256)  # the replica that answered
     response_text: str | None = Field(default=None, sa_column=Column(Text))
     finish_reason: str | None = Field(default=None, max_length=32)
     prompt_tokens: int | None = None

@@ -34,6 +34,7 @@ from serve.errors import install_error_handlers
 from serve.gateway import router as gateway_router
 from serve.metrics import GatewayMetrics
 from serve.proxy import Proxy
+from serve.replicas import ReplicaPool
 from serve.routes import router as platform_router
 from serve.templates import TemplateStore, sync_templates
 
@@ -91,45 +92,61 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             timeout=httpx.Timeout(600, connect=10),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
+        s.replicas = ReplicaPool(
+            manager.urls,
+            s.client,
+            settings.serve.replica_check_interval_s,
+            settings.serve.replica_check_timeout_s,
+        )
         s.router = AdapterRouter(
             build_registry(settings),
             s.db,
             s.client,
-            lambda: manager.urls,
+            s.replicas,
             settings.model.name,
             settings.serve.drain_timeout_s,
         )
+        s.replicas.on_recover = s.router.reload_engine
+        s.replicas.on_change = s.metrics.replica_changed
         # The hot path uses aiohttp: measurably less per-request overhead than httpx here.
         s.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=600, connect=10),
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
         )
-        s.proxy = Proxy(s, settings.serve.max_body_bytes)
+        s.proxy = Proxy(
+            s.router,
+            s.replicas,
+            s.http,
+            s.templates,
+            s.db,
+            s.capture,
+            s.metrics,
+            settings.serve.max_body_bytes,
+        )
         if settings.serve.start_engine and manager.state == "stopped":
             await asyncio.to_thread(manager.start)
         loop = asyncio.get_running_loop()
         manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
+        await s.replicas.check_all()
         sync = StateSync(s.db, s.router, settings.serve.templates_dir)
         await sync.once()
-        reconciler = loop.create_task(sync.forever(settings.serve.reconcile_interval_s))
+        background = [
+            loop.create_task(sync.forever(settings.serve.reconcile_interval_s)),
+            loop.create_task(s.replicas.watch()),
+        ]
         s.drift = DriftJobs(s.db, settings)
         s.worker = Worker(s.db, settings, jobs=s.drift) if settings.worker.in_gateway else None
-        starter = (
-            loop.create_task(_start_worker(s.worker, settings.serve.reconcile_interval_s))
-            if s.worker is not None
-            else None
-        )
+        if s.worker is not None:
+            s.worker.start()
         try:
             yield
         finally:
-            if starter is not None:
-                starter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starter
+            if s.worker is not None:
                 await asyncio.to_thread(s.worker.stop)
-            reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconciler
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(manager.stop)
             await s.client.aclose()
             await s.http.close()
@@ -159,18 +176,6 @@ def new_versions(router: AdapterRouter, days: float) -> set[tuple[str, int]]:
     """Adapter versions young enough for the review queue to oversample."""
     cutoff = datetime.now(UTC) - timedelta(days=days)
     return {(v.name, v.version) for v in router.versions.values() if v.created_at > cutoff}
-
-
-async def _start_worker(worker: Worker, retry_s: float) -> None:
-    """The scheduler's job store is the database: a database that is down at start delays
-    the scheduler, never the gateway."""
-    while True:
-        try:
-            await asyncio.to_thread(worker.start)
-            return
-        except SQLAlchemyError as exc:
-            log.warning("scheduler waits for the database (%s); retrying", type(exc).__name__)
-            await asyncio.sleep(retry_s)
 
 
 def _reload_after_restart(

@@ -5,12 +5,11 @@ will not start) ends in one readable message and a non-zero exit, not a tracebac
 """
 
 import json
-import logging
 import signal
+import threading
 from typing import Annotated
 
 import typer
-from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,7 +19,7 @@ from loraloop.cli_dataset import dataset_app
 from loraloop.cli_demo import demo
 from loraloop.cli_jobs import drift_app, jobs_app, worker
 from loraloop.cli_retrain import retrain_app
-from loraloop.cli_support import CliError, console, err, friendly
+from loraloop.cli_support import CliError, console, friendly, setup_logging
 from loraloop.settings import DatabaseSettings, Settings, get_settings
 from serve.engine import port_in_use
 from serve.model_store import ModelPuller, list_models, verify_hashes
@@ -82,7 +81,7 @@ def run(
     from loraloop.app import create_app, open_access
     from loraloop.builders import build_engine_manager
 
-    _setup_logging()
+    setup_logging()
     settings = get_settings()
     host = host or settings.serve.host
     port = port or settings.serve.port
@@ -113,13 +112,46 @@ def run(
             f"engine {', '.join(manager.urls)}"
         )
         console.print("new here? `make demo` (loraloop demo) shows the whole loop in minutes")
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the app's
+        # shutdown flushes the capture queue; uvicorn re-raises the signal afterwards, which
+        # `_exit_on_sigterm` turns into exit 0 after the engine is stopped below.
         uvicorn.run(
             create_app(settings, engine=manager),
             host=host,
             port=port,
             log_level="info",
             access_log=False,  # every request is captured as an interaction, and counted
+            timeout_graceful_shutdown=int(settings.serve.shutdown_timeout_s),
         )
+    finally:
+        manager.stop()
+
+
+@app.command()
+@friendly
+def engine() -> None:
+    """Run one supervised vLLM engine replica alone (no gateway), for gateways elsewhere.
+
+    Same flags as the engine `loraloop run` starts (LORALOOP_ENGINE_*); it is restarted when
+    it dies; SIGTERM stops it and every process it forked, then exits 0."""
+    from loraloop.builders import build_engine_manager
+
+    setup_logging()
+    settings = get_settings()
+    manager = build_engine_manager(settings)
+    if manager.external:
+        raise CliError("LORALOOP_ENGINE_URLS is set: this process would start no engine")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with console.status(f"Starting the engine on {manager.urls[0]}"):
+            manager.start()
+        console.print(f"[green]engine[/green] ready on {manager.urls[0]} (pid {manager.pid})")
+        while not stop.wait(1.0):
+            if manager.state == "failed":
+                raise CliError(f"the engine failed for good; see {manager.log_path}")
+    except KeyboardInterrupt:
+        pass
     finally:
         manager.stop()
 
@@ -195,15 +227,6 @@ def db_current() -> None:
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     """SIGTERM is the normal way to stop the platform: unwind (stopping the engine), exit 0."""
     raise SystemExit(0)
-
-
-def _setup_logging() -> None:
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False)],
-    )
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 import signal
 import threading
+from datetime import UTC
 from typing import Annotated
 
 import typer
@@ -11,7 +12,9 @@ from sqlmodel import Session
 
 from feedback.drift.store import list_reports
 from feedback.jobs import JobBusy, recent_runs
-from loraloop.cli_support import BarReporter, CliError, console, friendly
+from feedback.lease import current_leader
+from feedback.models import utcnow
+from loraloop.cli_support import BarReporter, CliError, console, friendly, setup_logging
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
 
@@ -95,7 +98,7 @@ def drift_reports(
 @friendly
 def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Scheduled jobs with their next run, then the most recent runs."""
-    from loraloop.worker import scheduled_jobs
+    from loraloop.worker import Worker, scheduled_jobs
 
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
@@ -103,8 +106,17 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
         scheduled = scheduled_jobs(db)
         with Session(db) as session:
             runs = recent_runs(session, limit)
+            leader = current_leader(session, Worker.LEASE)
     finally:
         db.dispose()
+    if leader is None:
+        console.print("scheduler leader: none (no worker holds the lease)")
+    else:
+        expired = leader.expires_at.replace(tzinfo=leader.expires_at.tzinfo or UTC) < utcnow()
+        console.print(
+            f"scheduler leader: {leader.owner} since {leader.acquired_at:%Y-%m-%d %H:%M:%S}"
+            + (" [red](lease expired)[/]" if expired else "")
+        )
     table = Table("job", "trigger", "next run", title="scheduled")
     for job in scheduled:
         table.add_row(job["id"], job["trigger"], f"{job['next_run']:%Y-%m-%d %H:%M %Z}")
@@ -128,16 +140,25 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
 
 
 def worker() -> None:
-    """Run the scheduler on its own (set LORALOOP_WORKER_IN_GATEWAY=false on gateways)."""
+    """Run the scheduler on its own (set LORALOOP_WORKER_IN_GATEWAY=false on gateways).
+
+    Start one on each of several machines: one holds the lease and runs the jobs, the others
+    stand by and take over within LORALOOP_WORKER_LEASE_TTL_S when it dies. SIGTERM stops
+    it cleanly (the lease is given up at once, so a standby need not wait)."""
     from loraloop.worker import Worker
 
+    setup_logging()
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     work = Worker(db, settings)
     work.start()
-    console.print(f"worker: drift jobs on {settings.worker.drift_cron!r}; Ctrl-C stops")
+    state = "active" if work.active else "standby (another worker holds the lease)"
+    console.print(
+        f"worker {work.lease.owner}: {state}; drift jobs on {settings.worker.drift_cron!r}; "
+        "Ctrl-C stops"
+    )
     try:
         stop.wait()
     except KeyboardInterrupt:

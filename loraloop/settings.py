@@ -56,6 +56,9 @@ class WorkerSettings(BaseSettings):
     sync_interval_s: float = Field(60, gt=0, description="How often new aliases get jobs.")
     lock_ttl_s: float = Field(3600, gt=0, description="A crashed run's lock expires after.")
     retrain_lock_ttl_s: float = Field(6 * 3600, gt=0, description="The same, for retraining.")
+    lease_ttl_s: float = Field(
+        30, ge=1, description="A standby worker takes over this long after the leader died."
+    )
 
     @field_validator("drift_cron", "retrain_cron")
     @classmethod

@@ -1,14 +1,15 @@
 """Scheduled work: drift and retraining jobs per alias, on APScheduler.
 
 Jobs live in the database (APScheduler's SQLAlchemy job store), so they survive restarts and
-every process sees the same schedule. A scheduled job is a fresh start, like a CLI call:
-`scheduled_drift` reads settings when it runs. Whatever the number of schedulers, a
-per-target lock in the database lets one run per alias at a time; the others are recorded as
-skipped.
+every process sees the same schedule; a lease row elects the one worker that runs them. A
+scheduled job is a fresh start, like a CLI call: `scheduled_drift` reads settings when it
+runs. Whatever the number of schedulers, a per-target lock in the database lets one run per
+alias at a time; the others are recorded as skipped.
 """
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,11 +20,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from feedback.drift import DriftReport, DriftRunner, Embedder
 from feedback.drift.runner import Progress
 from feedback.jobs import JobBusy, run_job
+from feedback.lease import Lease, default_owner
 from feedback.models import Interaction
 from loraloop.builders import build_registry
 from loraloop.db import create_db_engine
@@ -121,7 +124,15 @@ def scheduled_drift(alias: str) -> None:
 
 
 class Worker:
-    """Owns the scheduler: one cron job per alias, kept in line with the registry."""
+    """Owns the scheduler: one cron job per alias, kept in line with the registry.
+
+    Any number of workers (and gateways running one) may start; only the holder of the
+    `scheduler` lease runs jobs, the others keep their scheduler paused and take over when
+    the lease expires. `start` never blocks on, nor fails with, the database: a database
+    that does not answer is retried with backoff, and said so in the log.
+    """
+
+    LEASE = "scheduler"
 
     def __init__(
         self,
@@ -129,13 +140,19 @@ class Worker:
         settings: Settings,
         scheduler: BaseScheduler | None = None,
         jobs: DriftJobs | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
         self.jobs = jobs or DriftJobs(db, settings)
+        self.lease = Lease(db, self.LEASE, owner or default_owner(), settings.worker.lease_ttl_s)
+        self.active = False
         self._lock = threading.Lock()  # start and stop may come from different threads
-        self._stopped = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._renewed_at = 0.0
+        self._backoff = 1.0
 
     def sync(self) -> list[str]:
         """Add drift (and, with a retrain cron, retraining) jobs for each alias that lacks
@@ -164,19 +181,71 @@ class Worker:
         return sorted(wanted)
 
     def start(self) -> None:
-        """Start, or raise (a database that does not answer) leaving a fresh scheduler."""
+        """Contend for the lease now (so a lone worker is active on return), then keep
+        contending in the background."""
         with self._lock:
-            if not self._stopped:
-                self._start()
+            if self._stop.is_set() or self._thread is not None:
+                return
+            self._round()
+            self._thread = threading.Thread(target=self._run, name="scheduler-lease", daemon=True)
+            self._thread.start()
 
-    def _start(self) -> None:
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.active:
+            self.active = False
+            try:
+                self.lease.release()
+            except SQLAlchemyError as exc:
+                log.warning("could not release the scheduler lease (%s); it expires", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._pause()):
+            self._round()
+
+    def _pause(self) -> float:
+        """Renew at a third of the lease; back off on errors, but never past a renewal."""
+        renew = self.settings.worker.lease_ttl_s / 3
+        return renew if self._backoff <= 1 else min(self._backoff, renew if self.active else 30)
+
+    def _round(self) -> None:
+        """One election round: take or renew the lease, and act on the outcome."""
+        try:
+            if not self.scheduler.running:
+                self._start_paused()
+            held = self.lease.acquire()
+        except SQLAlchemyError as exc:
+            log.warning(
+                "worker: the database does not answer (%s); retrying in %.0f s",
+                type(exc).__name__,
+                self._backoff,
+            )
+            self._backoff = min(self._backoff * 2, 30)
+            if self.active and time.monotonic() - self._renewed_at > self.lease.ttl_s / 2:
+                self._deactivate("the lease could not be renewed")
+            return
+        self._backoff = 1.0
+        if held:
+            self._renewed_at = time.monotonic()
+            if not self.active:
+                self._activate()
+        elif self.active:
+            self._deactivate("another worker holds the lease")
+
+    def _start_paused(self) -> None:
+        """The scheduler, started but paused: it runs jobs only while this is the leader."""
         self.scheduler.configure(
             jobstores={"default": SQLAlchemyJobStore(engine=self.db), "local": MemoryJobStore()},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300},
         )
         try:
-            self.scheduler.start()
-            self.sync()
+            self.scheduler.start(paused=True)
         except Exception:
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -190,13 +259,22 @@ class Worker:
             jobstore="local",
             replace_existing=True,
         )
-        log.info("scheduler started: drift on %r", self.settings.worker.drift_cron)
 
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            if self.scheduler.running:
-                self.scheduler.shutdown(wait=False)
+    def _activate(self) -> None:
+        self.lease.mark_acquired()
+        self.sync()
+        self.scheduler.resume()
+        self.active = True
+        log.info(
+            "scheduler active as %s (drift on %r)",
+            self.lease.owner,
+            self.settings.worker.drift_cron,
+        )
+
+    def _deactivate(self, why: str) -> None:
+        self.scheduler.pause()
+        self.active = False
+        log.warning("scheduler paused: %s", why)
 
 
 def scheduled_jobs(db: Engine) -> list[dict[str, Any]]:

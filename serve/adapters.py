@@ -9,11 +9,9 @@ not make the change pick it up in `reconcile`, which follows the same order.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from serve.registry import Registry, RegistryError
+from serve.replicas import ReplicaPool
 from serve.tables import AdapterVersion, Alias
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,11 @@ class Target:
 
 
 class EngineLoadError(RuntimeError):
-    pass
+    """An engine refused to load (or unload) an adapter."""
+
+
+class EngineUnreachable(EngineLoadError):
+    """An engine did not answer at all: it is taken out of rotation, not blamed."""
 
 
 class AdapterRouter:
@@ -47,14 +50,14 @@ class AdapterRouter:
         registry: Registry,
         db: Engine,
         client: httpx.AsyncClient,
-        engine_urls: Callable[[], list[str]],
+        replicas: ReplicaPool,
         base_model: str,
         drain_timeout_s: float = 300.0,
     ) -> None:
         self.registry = registry
         self.db = db
         self.client = client
-        self.engine_urls = engine_urls
+        self.replicas = replicas
         self.base_model = base_model
         self.drain_timeout_s = drain_timeout_s
         self.aliases: dict[str, Alias] = {}
@@ -63,12 +66,13 @@ class AdapterRouter:
         self.inflight: dict[str, int] = defaultdict(int)
         self._load_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._reconcile_lock = asyncio.Lock()
-        self._rr = itertools.count()
         self._background: set[asyncio.Task[None]] = set()
 
-    def next_engine(self) -> str:
-        urls = self.engine_urls()
-        return urls[next(self._rr) % len(urls)]
+    def holding(self, target: Target) -> set[str]:
+        """Engines that have the target's model loaded already (the base model: all)."""
+        if target.version is None:
+            return set(self.replicas.urls)
+        return {url for url, names in self.loaded.items() if target.engine_model in names}
 
     def model_names(self) -> list[str]:
         names = [
@@ -105,23 +109,45 @@ class AdapterRouter:
     async def acquire(self, target: Target, engine_url: str) -> None:
         """Count the request as in flight on its version and make sure it is loaded there.
 
-        Every acquire is paired with one `release`, also when this raises.
+        Every acquire is paired with one `release`, also when this raises (then the
+        request is not counted any more).
         """
         self.inflight[target.engine_model] += 1
+        self.replicas.begin(engine_url)
         if target.version is not None:
             try:
                 await self._load(engine_url, self.versions[(target.alias or "", target.version)])
             except BaseException:
-                self.release(target)
+                self.release(target, engine_url)
                 raise
 
-    def release(self, target: Target) -> None:
+    def release(self, target: Target, engine_url: str) -> None:
         self.inflight[target.engine_model] -= 1
+        self.replicas.end(engine_url)
 
     async def load_everywhere(self, version: AdapterVersion) -> None:
-        """Load on every engine; raise if any one fails (nothing is switched then)."""
+        """Load on every healthy engine; raise if one refuses (nothing is switched then).
+
+        An engine that does not answer leaves rotation instead of blocking the switch: it
+        gets every version in use before it comes back (`reload_engine`).
+        """
         self.versions[(version.name, version.version)] = version
-        await asyncio.gather(*(self._load(url, version) for url in self.engine_urls()))
+        urls = self.replicas.healthy()
+        if not urls:
+            raise EngineLoadError(f"no engine replica is healthy to load {version.ref} on")
+        results = await asyncio.gather(
+            *(self._load(url, version) for url in urls), return_exceptions=True
+        )
+        loaded = 0
+        for url, result in zip(urls, results, strict=True):
+            if isinstance(result, EngineUnreachable):
+                self.replicas.mark_down(url, str(result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                loaded += 1
+        if not loaded:
+            raise EngineLoadError(f"no engine replica answered to load {version.ref}")
 
     async def reconcile(self) -> None:
         """Bring the cache and the engines in line with the database."""
@@ -220,7 +246,7 @@ class AdapterRouter:
         try:
             return await self.client.post(f"{url}{path}", json=body, timeout=120)
         except httpx.HTTPError as exc:
-            raise EngineLoadError(f"engine {url} did not answer {path}: {exc!r}") from None
+            raise EngineUnreachable(f"engine {url} did not answer {path}: {exc!r}") from None
 
     def _read_state(self) -> tuple[list[AdapterVersion], list[Alias]]:
         with Session(self.db) as session:

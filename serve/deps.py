@@ -7,6 +7,8 @@ from sqlmodel import Session
 
 from serve.adapters import AdapterRouter
 from serve.engine import EngineManager
+from serve.proxy import Proxy
+from serve.replicas import ReplicaPool
 
 
 def get_engine(request: Request) -> EngineManager:
@@ -19,3 +21,11 @@ def get_session(request: Request) -> Iterator[Session]:
 
 def get_router(request: Request) -> AdapterRouter:
     return request.app.state.router  # type: ignore[no-any-return]
+
+
+def get_replicas(request: Request) -> ReplicaPool:
+    return request.app.state.replicas  # type: ignore[no-any-return]
+
+
+def get_proxy(request: Request) -> Proxy:
+    return request.app.state.proxy  # type: ignore[no-any-return]

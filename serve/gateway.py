@@ -8,21 +8,23 @@ from sqlmodel import Session
 
 from serve.adapters import AdapterRouter
 from serve.auth import Principal, require
-from serve.deps import get_router, get_session
+from serve.deps import get_proxy, get_router, get_session
 from serve.protocol import ModelCard, ModelList, TemplateCard, TemplateList
+from serve.proxy import Proxy
 
 router = APIRouter()
 Client = Annotated[Principal, Depends(require("client"))]
+Inference = Annotated[Proxy, Depends(get_proxy)]
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(request: Request, _: Client) -> Response:
-    return await request.app.state.proxy.handle(request, "chat")  # type: ignore[no-any-return]
+async def chat_completions(request: Request, _: Client, proxy: Inference) -> Response:
+    return await proxy.handle(request, "chat")
 
 
 @router.post("/v1/completions")
-async def completions(request: Request, _: Client) -> Response:
-    return await request.app.state.proxy.handle(request, "completions")  # type: ignore[no-any-return]
+async def completions(request: Request, _: Client, proxy: Inference) -> Response:
+    return await proxy.handle(request, "completions")
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -34,6 +34,17 @@ class GatewayMetrics:
         )
         self.tokens = Counter("loraloop_tokens", "Tokens", [*LABELS, "kind"], registry=r)
         self.capture_queue = Gauge("loraloop_capture_queue_depth", "Records waiting", registry=r)
+        self.retries = Counter(
+            "loraloop_engine_retries",
+            "Requests sent to a second replica after the first could not be reached",
+            registry=r,
+        )
+        self.replica_up = Gauge(
+            "loraloop_engine_replica_up",
+            "1 while a replica is in rotation",
+            ["replica"],
+            registry=r,
+        )
         self.spooled = Gauge(
             "loraloop_capture_spooled_records", "Records in the spool file", registry=r
         )
@@ -41,6 +52,9 @@ class GatewayMetrics:
     def watch_capture(self, depth: Callable[[], float], spooled: Callable[[], float]) -> None:
         self.capture_queue.set_function(depth)
         self.spooled.set_function(spooled)
+
+    def replica_changed(self, url: str, healthy: bool) -> None:
+        self.replica_up.labels(url).set(1 if healthy else 0)
 
     def observe(self, record: dict[str, object]) -> None:
         labels = (

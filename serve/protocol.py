@@ -75,6 +75,7 @@ class TemplateList(BaseModel):
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     engine: dict[str, Any]
+    replicas: list[dict[str, Any]] = Field(default_factory=list)
     database: str
 
 

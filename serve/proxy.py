@@ -2,7 +2,8 @@
 
 Every request that got past authentication yields exactly one capture record, whether
 it succeeded, was refused, or broke off; the record is handed to the capture writer
-without waiting on the database.
+without waiting on the database. A request that cannot reach its engine replica before
+any byte went to the client is sent once more, to another replica.
 """
 
 from __future__ import annotations
@@ -17,23 +18,48 @@ import aiohttp
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from feedback.capture import CaptureWriter
 from feedback.models import new_id
-from serve.adapters import Target
+from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
 from serve.errors import APIError, error_response
+from serve.metrics import GatewayMetrics
 from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.registry import RegistryError
-from serve.templates import VariableError
+from serve.replicas import NoReplica, ReplicaPool
+from serve.templates import TemplateStore, VariableError
 
 OWN_FIELDS = {"template", "template_version", "variables"}
+ATTEMPTS = 2  # the first replica, then one other
+
+
+class Unreachable(Exception):
+    """The replica could not be reached, and nothing has gone to the client yet."""
 
 
 class Proxy:
-    """The inference path; built once per app, with the app's router, capture and metrics."""
+    """The inference path; built once per app from the app's collaborators."""
 
-    def __init__(self, app_state: Any, max_body_bytes: int) -> None:
-        self.state = app_state
+    def __init__(
+        self,
+        router: AdapterRouter,
+        replicas: ReplicaPool,
+        http: aiohttp.ClientSession,
+        templates: TemplateStore,
+        db: Engine,
+        capture: CaptureWriter,
+        metrics: GatewayMetrics,
+        max_body_bytes: int,
+    ) -> None:
+        self.router = router
+        self.replicas = replicas
+        self.http = http
+        self.templates = templates
+        self.db = db
+        self.capture = capture
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, request: Request, endpoint: str) -> Response:
@@ -49,15 +75,24 @@ class Proxy:
         }
         try:
             payload, target = await self._prepare(request, endpoint, record)
-            url = self.state.router.next_engine()
-            await self.state.router.acquire(target, url)
-            try:
-                if payload.get("stream"):
-                    return await self._stream(url, endpoint, payload, target, record, started)
-                return await self._forward(url, endpoint, payload, record)
-            finally:
-                if not payload.get("stream"):
-                    self.state.router.release(target)
+            tried: list[str] = []
+            while True:
+                try:
+                    url = self.replicas.choose(self.router.holding(target), exclude=tried)
+                except NoReplica:
+                    raise APIError(
+                        502, "no engine replica answered", "engine_unavailable"
+                    ) from None
+                tried.append(url)
+                try:
+                    return await self._attempt(url, endpoint, payload, target, record, started)
+                except Unreachable as exc:
+                    self.replicas.mark_down(url, str(exc))
+                    if len(tried) >= ATTEMPTS:
+                        raise APIError(
+                            502, "no engine replica answered", "engine_unavailable"
+                        ) from None
+                    self.metrics.retries.inc()
         except APIError as exc:
             record.update(status_code=exc.status, error=exc.message)
             return self._with_id(
@@ -69,6 +104,32 @@ class Proxy:
         finally:
             if not record.get("_streaming"):
                 self._finish(record, started)
+
+    async def _attempt(
+        self,
+        url: str,
+        endpoint: str,
+        payload: dict[str, Any],
+        target: Target,
+        record: dict[str, Any],
+        started: float,
+    ) -> Response:
+        """One try on one replica; Unreachable when it failed before the client saw a byte."""
+        try:
+            await self.router.acquire(target, url)
+        except EngineUnreachable as exc:
+            raise Unreachable(str(exc)) from None
+        except EngineLoadError as exc:
+            raise APIError(502, str(exc), "adapter_load_failed") from None
+        record["engine_url"] = url
+        if payload.get("stream"):
+            return await self._stream(url, endpoint, payload, target, record, started)
+        try:
+            return await self._forward(url, endpoint, payload, record)
+        except aiohttp.ClientConnectionError as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self.router.release(target, url)
 
     async def _prepare(
         self, request: Request, endpoint: str, record: dict[str, Any]
@@ -102,7 +163,7 @@ class Proxy:
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
         try:
-            target = await self.state.router.resolve(model)
+            target = await self.router.resolve(model)
         except RegistryError as exc:
             raise APIError(exc.status, str(exc), exc.code, "model") from None
         record.update(
@@ -125,8 +186,8 @@ class Proxy:
         if not isinstance(req, ChatCompletionRequest):
             raise APIError(400, "templates apply to /v1/chat/completions", param="template")
         assert req.template is not None
-        with Session(self.state.db) as session:
-            found = self.state.templates.get(session, req.template, req.template_version)
+        with Session(self.db) as session:
+            found = self.templates.get(session, req.template, req.template_version)
         if found is None:
             version = f" version {req.template_version}" if req.template_version else ""
             raise APIError(
@@ -137,7 +198,7 @@ class Proxy:
             )
         row, spec = found
         try:
-            payload["messages"] = self.state.templates.render(spec, req.variables, req.messages)
+            payload["messages"] = self.templates.render(spec, req.variables, req.messages)
         except VariableError as exc:
             raise APIError(
                 422, f"template '{spec.name}': {exc}", "invalid_variables", "variables"
@@ -152,8 +213,7 @@ class Proxy:
     async def _forward(
         self, url: str, endpoint: str, payload: dict[str, Any], record: dict[str, Any]
     ) -> Response:
-        http: aiohttp.ClientSession = self.state.http
-        async with http.post(f"{url}/v1/{_path(endpoint)}", json=payload) as response:
+        async with self.http.post(f"{url}/v1/{_path(endpoint)}", json=payload) as response:
             data = await _json(response)
         if response.status >= 400 or not isinstance(data, dict):
             return self._engine_error(response.status, data, record)
@@ -180,21 +240,23 @@ class Proxy:
         record: dict[str, Any],
         started: float,
     ) -> Response:
-        http: aiohttp.ClientSession = self.state.http
         try:
-            upstream = await http.post(f"{url}/v1/{_path(endpoint)}", json=payload)
+            upstream = await self.http.post(f"{url}/v1/{_path(endpoint)}", json=payload)
+        except aiohttp.ClientConnectionError as exc:
+            self.router.release(target, url)
+            raise Unreachable(f"{type(exc).__name__}: {exc}") from None
         except BaseException:
-            self.state.router.release(target)
+            self.router.release(target, url)
             raise
         if upstream.status >= 400:
             data = await _json(upstream)
             upstream.release()
-            self.state.router.release(target)
+            self.router.release(target, url)
             return self._engine_error(upstream.status, data, record)
         record["_streaming"] = True
         return self._with_id(
             StreamingResponse(
-                self._relay(upstream, endpoint, target, record, started),
+                self._relay(upstream, url, endpoint, target, record, started),
                 media_type="text/event-stream",
             ),
             record,
@@ -203,6 +265,7 @@ class Proxy:
     async def _relay(
         self,
         upstream: aiohttp.ClientResponse,
+        url: str,
         endpoint: str,
         target: Target,
         record: dict[str, Any],
@@ -244,7 +307,7 @@ class Proxy:
             raise
         finally:
             upstream.release()
-            self.state.router.release(target)
+            self.router.release(target, url)
             record["response_text"] = "".join(parts)
             self._finish(record, started)
 
@@ -267,8 +330,8 @@ class Proxy:
         record["latency_ms"] = (time.perf_counter() - started) * 1000
         record.pop("_streaming", None)
         record.pop("requested_model", None)
-        self.state.metrics.observe(record)
-        self.state.capture.submit(record)
+        self.metrics.observe(record)
+        self.capture.submit(record)
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:

@@ -81,3 +81,12 @@ class ServeSettings(BaseSettings):
     templates_dir: Path = Path("prompt_templates")
     reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")
     drain_timeout_s: float = Field(300.0, gt=0, description="Wait for in-flight before unload.")
+    replica_check_interval_s: float = Field(
+        2.0, gt=0, description="Probe every engine replica's /health this often."
+    )
+    replica_check_timeout_s: float = Field(
+        2.0, gt=0, description="A replica that does not answer its probe in time leaves rotation."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, wait this long for in-flight requests to finish."
+    )

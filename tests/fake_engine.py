@@ -5,7 +5,8 @@ the parts of vLLM's HTTP API the gateway uses: /health, /v1/models, chat and tex
 completions (streamed or not), and runtime LoRA load/unload. Answers name the model
 that produced them (`[name] ...`) so tests can see where a request went.
 FAKE_ENGINE_MODE picks a failure: `crash` exits at start after logging why, `hang`
-never becomes healthy. FAKE_ENGINE_DELAY_S slows every completion down.
+never becomes healthy, `refuse-lora` answers but refuses to load any adapter.
+FAKE_ENGINE_DELAY_S slows every completion down.
 """
 
 import argparse
@@ -54,6 +55,8 @@ def main() -> None:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             if self.path == "/v1/load_lora_adapter":
+                if mode == "refuse-lora":
+                    return self._error(500, "fake engine refuses to load adapters")
                 if body["lora_name"] in adapters:
                     return self._error(
                         400, f"The lora adapter '{body['lora_name']}' has already been loaded."

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel, create_engine
 # Imported for their side effect: they register their tables on SQLModel.metadata.
 import feedback.drift.tables
 import feedback.jobs
+import feedback.lease
 import feedback.models  # noqa: F401
 import serve.tables  # noqa: F401
 

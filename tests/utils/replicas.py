@@ -1,0 +1,59 @@
+"""Fake engine replicas (tests.fake_engine processes) that a test can stop and bring back."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from loraloop.launch import free_port
+from serve.engine import EngineManager
+from serve.settings import EngineSettings
+
+
+def fake_replica(
+    tmp_path: Path, model_dir: Path, port: int | None = None, mode: str = "ok"
+) -> EngineManager:
+    """A started fake engine on `port` (a fresh one by default); `mode` as FAKE_ENGINE_MODE."""
+    manager = EngineManager(
+        EngineSettings(
+            entrypoint="tests.fake_engine",
+            port=port or free_port(),
+            log_dir=tmp_path / "logs",
+            restart=False,
+            startup_timeout_s=30,
+        ),
+        model_dir,
+        "base",
+    )
+    with _env("FAKE_ENGINE_MODE", mode):
+        manager.start()
+    return manager
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def engine_models(url: str) -> set[str]:
+    return {m["id"] for m in httpx.get(f"{url}/v1/models", timeout=5).json()["data"]}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Seconds it took for `predicate` to hold; fails the test after `timeout`."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
