@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export LORALOOP_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test demo install model db postgres browser lint bench clean
+.PHONY: run test demo install model db postgres browser nginx lint bench clean
 
 run: install model db ## start engine + gateway on localhost
 	$(BIN)/loraloop run
@@ -20,7 +20,7 @@ run: install model db ## start engine + gateway on localhost
 demo: install model ## the whole loop on the embedded model (support-desk scenario)
 	$(BIN)/loraloop demo
 
-test: install model postgres browser ## set up and run every test (unit + integration)
+test: install model postgres browser nginx ## set up and run every test (unit + integration)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -43,6 +43,11 @@ browser: ## Debian's chromium for the page tests (a test tool's own browser down
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
+
+nginx: ## Debian's nginx: the load balancer in docker/compose.yaml, run for real by the tests
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq nginx >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

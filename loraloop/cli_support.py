@@ -132,6 +132,7 @@ def progress_bar() -> Progress:
 def setup_logging() -> None:
     """Log lines of long-running commands (run, engine, worker) on stderr, through rich."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # every health probe, otherwise
     logging.basicConfig(
         level=logging.INFO,
         format="%(message)s",

@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# Make sure a PostgreSQL server answers at 127.0.0.1:$PGPORT (default 5432) with trust
-# auth for user postgres. Uses the one already there; otherwise installs PostgreSQL
-# (Debian packages) when absent and starts a private cluster under $PGDATA_DIR.
+# Make sure PostgreSQL's server programs are installed (the topology tests start and restart
+# a private server of their own) and that a server answers at 127.0.0.1:$PGPORT (default
+# 5432) with trust auth for user postgres: the one already there, or a private cluster
+# started under $PGDATA_DIR.
 set -euo pipefail
 port=${PGPORT:-5432}
 datadir=$(realpath -m "${PGDATA_DIR:-data/postgres}")
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
-if answers; then
-  echo "PostgreSQL answers at 127.0.0.1:$port"
-  exit 0
-fi
-
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$bindir" ]; then
-  echo "no PostgreSQL server here: installing Debian's postgresql"
+  echo "no PostgreSQL server programs here: installing Debian's postgresql"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+
+if answers; then
+  echo "PostgreSQL answers at 127.0.0.1:$port"
+  exit 0
 fi
 
 # initdb refuses to run as root: run the server as the postgres system user then.

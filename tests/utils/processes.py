@@ -38,7 +38,9 @@ class Child:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"no exit {timeout:.0f} s after SIGTERM:\n{self.output()}") from None
+            raise AssertionError(
+                f"no exit {timeout:.0f} s after SIGTERM:\n{self.output()}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up, as in a crash."""

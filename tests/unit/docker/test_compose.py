@@ -1,0 +1,125 @@
+"""docker/compose.yaml is wired end to end (no Docker engine here to run `compose config`):
+every service, dependency, port, volume and setting points at something that exists, and
+the nginx config in front of the gateways passes `nginx -t` and names exactly the gateways."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from loraloop.cli import app
+from loraloop.cli_support import SECTIONS
+from tests.utils.nginx import CONF, check, render
+
+DOCKER = Path(__file__).resolve().parents[3] / "docker"
+SERVICES = {"postgres", "migrate", "engine-1", "engine-2", "gateway-1", "gateway-2", "worker", "lb"}
+CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def services(compose: dict[str, Any], role: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: s for name, s in compose["services"].items() if s.get("command", [""])[1:2] == [role]
+    }
+
+
+def test_every_service_is_there_and_built_or_pulled(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == SERVICES
+    for name, service in compose["services"].items():
+        assert "image" in service, name
+        if "build" in service:
+            context = (DOCKER / service["build"]["context"]).resolve()
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+        else:
+            assert re.search(r":\d", service["image"]), f"{name}: pin the image's version"
+
+
+def test_dependencies_exist_and_are_healthy_where_waited_for(compose: dict[str, Any]) -> None:
+    dockerfile_health = "HEALTHCHECK" in (DOCKER / "Dockerfile.cuda").read_text()
+    for name, service in compose["services"].items():
+        for dep, how in service.get("depends_on", {}).items():
+            assert dep in compose["services"], f"{name} depends on unknown {dep}"
+            assert how["condition"] in CONDITIONS
+            target = compose["services"][dep]
+            if how["condition"] == "service_healthy":
+                own = target.get("healthcheck", {})
+                assert not own.get("disable"), f"{dep} is waited on but has no health check"
+                assert own.get("test") or ("build" in target and dockerfile_health), dep
+
+
+def test_volumes_are_declared_and_shared_where_adapters_travel(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    used: set[str] = set()
+    mounts: dict[str, dict[str, str]] = {}
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if not source.startswith("."):
+                used.add(source)
+                mounts.setdefault(name, {})[source] = target
+            else:
+                assert (DOCKER / source).is_file(), f"{name} mounts missing {source}"
+    assert used == declared, "every named volume is declared and every declared one is used"
+    adapter_paths = {mounts[n].get("adapters") for n in mounts if n.startswith(("engine", "gate"))}
+    assert adapter_paths == {"/data/adapters"}, "engines load adapters where gateways put them"
+
+
+def test_ports_settings_and_commands_line_up(compose: dict[str, Any]) -> None:
+    engines = services(compose, "engine")
+    gateways = services(compose, "run")
+    assert set(engines) == {"engine-1", "engine-2"} and set(gateways) == {"gateway-1", "gateway-2"}
+    expected = {
+        f"http://{n}:{e['environment']['LORALOOP_ENGINE_PORT']}" for n, e in engines.items()
+    }
+    for name, engine in engines.items():
+        port = engine["environment"]["LORALOOP_ENGINE_PORT"]
+        assert engine["expose"] == [port] and engine["environment"]["HEALTH_PORT"] == port
+        assert json.loads(engine["environment"]["LORALOOP_ENGINE_URLS"]) == [], name
+    for name, gateway in gateways.items():
+        env = gateway["environment"]
+        assert set(json.loads(env["LORALOOP_ENGINE_URLS"])) == expected, name
+        assert env["LORALOOP_WORKER_IN_GATEWAY"] == "false", "the worker service schedules"
+        assert gateway["expose"] == ["8000"]
+    assert compose["services"]["lb"]["ports"] == ["8000:8000"]
+
+    pg = compose["services"]["postgres"]["environment"]
+    url = make_url(compose["services"]["worker"]["environment"]["LORALOOP_DB_URL"])
+    assert (url.host, url.port, url.database) == ("postgres", 5432, pg["POSTGRES_DB"])
+    assert url.username == pg["POSTGRES_USER"]
+
+    known = {
+        f"{s.model_config.get('env_prefix', '')}{f}".upper()
+        for s in SECTIONS
+        for f in s.model_fields
+    }
+    for name, service in compose["services"].items():
+        for key in service.get("environment", {}):
+            if key.startswith("LORALOOP_"):
+                assert key in known, f"{name}: {key} is not a loraloop setting"
+        command = service.get("command", [])
+        if command[:1] == ["loraloop"]:
+            result = CliRunner().invoke(app, [*command[1:], "--help"])
+            assert result.exit_code == 0, f"{name}: `{' '.join(command)}` is not a command"
+
+
+def test_nginx_balances_exactly_the_gateways_and_its_config_is_valid(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    upstreams = re.findall(r"^\s*server (\S+):(\d+) ", CONF.read_text(), flags=re.M)
+    assert {(host, int(port)) for host, port in upstreams} == {
+        (name, 8000) for name in services(compose, "run")
+    }
+    result = check(render(["127.0.0.1:1", "127.0.0.1:2"], 18000, tmp_path))
+    assert result.returncode == 0, result.stderr
+    broken = render(["127.0.0.1:1", "127.0.0.1:2"], 18000, tmp_path)
+    broken.write_text(broken.read_text().replace("least_conn;", "least_conn"))
+    assert check(broken).returncode != 0, "nginx -t would catch a broken config"
