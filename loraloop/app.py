@@ -137,7 +137,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.drift = DriftJobs(s.db, settings)
         s.worker = Worker(s.db, settings, jobs=s.drift) if settings.worker.in_gateway else None
         if s.worker is not None:
-            s.worker.start()
+            await asyncio.to_thread(s.worker.start)
         try:
             yield
         finally:

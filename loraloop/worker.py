@@ -207,12 +207,17 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stop.wait(self._pause()):
-            self._round()
+            try:
+                self._round()
+            except Exception:  # keep contending: a dead elector would leave no scheduler
+                log.exception("scheduler election round failed")
 
     def _pause(self) -> float:
-        """Renew at a third of the lease; back off on errors, but never past a renewal."""
+        """Renew at a third of the lease; back off while the database fails, but a leader
+        never waits past its next renewal."""
         renew = self.settings.worker.lease_ttl_s / 3
-        return renew if self._backoff <= 1 else min(self._backoff, renew if self.active else 30)
+        pause = self._backoff if self._backoff > 1 else renew
+        return min(pause, renew) if self.active else pause
 
     def _round(self) -> None:
         """One election round: take or renew the lease, and act on the outcome."""
@@ -220,22 +225,22 @@ class Worker:
             if not self.scheduler.running:
                 self._start_paused()
             held = self.lease.acquire()
+            if held:
+                self._renewed_at = time.monotonic()
+                if not self.active:
+                    self._activate()
         except SQLAlchemyError as exc:
+            self._backoff = min(self._backoff * 2, 30)
             log.warning(
                 "worker: the database does not answer (%s); retrying in %.0f s",
                 type(exc).__name__,
-                self._backoff,
+                self._pause(),
             )
-            self._backoff = min(self._backoff * 2, 30)
             if self.active and time.monotonic() - self._renewed_at > self.lease.ttl_s / 2:
                 self._deactivate("the lease could not be renewed")
             return
         self._backoff = 1.0
-        if held:
-            self._renewed_at = time.monotonic()
-            if not self.active:
-                self._activate()
-        elif self.active:
+        if not held and self.active:
             self._deactivate("another worker holds the lease")
 
     def _start_paused(self) -> None:

@@ -76,23 +76,21 @@ class Proxy:
         try:
             payload, target = await self._prepare(request, endpoint, record)
             tried: list[str] = []
-            while True:
+            reason = "no engine replica is configured"
+            for _ in range(ATTEMPTS):
                 try:
                     url = self.replicas.choose(self.router.holding(target), exclude=tried)
                 except NoReplica:
-                    raise APIError(
-                        502, "no engine replica answered", "engine_unavailable"
-                    ) from None
+                    break
+                if tried:
+                    self.metrics.retries.inc()
                 tried.append(url)
                 try:
                     return await self._attempt(url, endpoint, payload, target, record, started)
                 except Unreachable as exc:
-                    self.replicas.mark_down(url, str(exc))
-                    if len(tried) >= ATTEMPTS:
-                        raise APIError(
-                            502, "no engine replica answered", "engine_unavailable"
-                        ) from None
-                    self.metrics.retries.inc()
+                    reason = str(exc)
+                    self.replicas.mark_down(url, reason)
+            raise APIError(502, f"no engine replica answered ({reason})", "engine_unavailable")
         except APIError as exc:
             record.update(status_code=exc.status, error=exc.message)
             return self._with_id(

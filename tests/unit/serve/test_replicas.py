@@ -80,9 +80,16 @@ def test_a_dead_replica_leaves_rotation_without_failed_requests_and_returns_relo
 
     dead_port = replicas[1].settings.port
     replicas[1].stop(timeout=5)
+    # Two streams first: round-robin among equals sends one of them to the dead replica.
+    streams = [gateway.post("/v1/chat/completions", json={**BODY, "stream": True}) for _ in "ab"]
+    assert [r.status_code for r in streams] == [200, 200], "a refused stream is retried"
+    assert all(r.text.rstrip().endswith("data: [DONE]") for r in streams)
     during = [gateway.post("/v1/chat/completions", json=BODY) for _ in range(20)]
-    assert [r.status_code for r in during] == [200] * 20, "a refused connection is retried"
-    assert served_by(gateway, [r.json()["interaction_id"] for r in during]) == {urls[0]: 20}
+    assert [r.status_code for r in during] == [200] * 20
+    ids = [r.headers["x-interaction-id"] for r in streams] + [
+        r.json()["interaction_id"] for r in during
+    ]
+    assert served_by(gateway, ids) == {urls[0]: 22}
     assert health(gateway) == {urls[0]: "up", urls[1]: "down"}
     body = gateway.get("/health")
     assert body.status_code == 200 and body.json()["status"] == "degraded"
