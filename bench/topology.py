@@ -20,9 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
-import httpx
 import psutil
 from harness import REPO, free_port, load
 
@@ -31,8 +31,8 @@ from serve.settings import ModelSettings
 sys.path.insert(0, str(REPO))
 from tests.utils.load import Load, failed
 from tests.utils.nginx import Nginx
-from tests.utils.processes import Child
-from tests.utils.replicas import wait_until
+from tests.utils.processes import Child, healthy
+from tests.utils.replicas import replica_up, wait_until
 
 PROMPTS = [f"Write one sentence about the number {k}." for k in range(48)]
 BODY = {"model": "", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
@@ -41,6 +41,7 @@ BODY = {"model": "", "messages": [{"role": "user", "content": "Hi"}], "max_token
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", choices=["throughput", "failover", "rolling"])
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir().resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +81,7 @@ def main() -> None:
                     },
                     d / f"g{port}-{tag}.log",
                 )
-                wait_until(lambda: _healthy(port), 300, "gateway")
+                wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), 300, "gateway")
                 children.append(child)
                 return child
 
@@ -88,11 +89,14 @@ def main() -> None:
             gateway(urls[:1], one_port, "one")
             two = gateway(urls, two_port, "two")
             one_url, two_url = f"http://127.0.0.1:{one_port}", f"http://127.0.0.1:{two_port}"
-            throughput(one_url, two_url, model_dir.name, args.rounds)
-            failover(two_url, engines[1], urls[1], model_dir.name)
-            wait_until(lambda: _replica_up(two_url, urls[1]), 900, "engine back")
+            if args.only in (None, "throughput"):
+                throughput(one_url, two_url, model_dir.name, args.rounds)
+            if args.only in (None, "failover"):
+                failover(two_url, engines[1], urls[1], model_dir.name)
+                wait_until(lambda: replica_up(two_url, urls[1]), 900, "engine back")
             two.terminate()
-            rolling_restart(gateway, urls, model_dir.name, d)
+            if args.only in (None, "rolling"):
+                rolling_restart(gateway, urls, model_dir.name, d)
         finally:
             for child in children:
                 if child.proc.poll() is None:
@@ -120,7 +124,7 @@ def failover(gateway: str, engine: Child, engine_url: str, model: str) -> None:
     vllm = psutil.Process(engine.proc.pid).children()[0]
     os.killpg(vllm.pid, signal.SIGKILL)
     killed = time.monotonic()
-    out_after = wait_until(lambda: not _replica_up(gateway, engine_url), 30, "out of rotation")
+    out_after = wait_until(lambda: not replica_up(gateway, engine_url), 30, "out of rotation")
     time.sleep(10)
     outcomes = traffic.stop()
     lost = failed(outcomes, killed)
@@ -145,30 +149,23 @@ def rolling_restart(gateway, engine_urls: list[str], model: str, d: Path) -> Non
             gateways[k] = gateway(engine_urls, port, "rr1")
             time.sleep(3)
         outcomes = traffic.stop()
+        lost = failed(outcomes)
         print(
             f"rolling restart of 2 gateways behind nginx: {len(outcomes)} requests, "
-            f"{len(failed(outcomes))} failed"
+            f"{len(lost)} failed {Counter(o.status for o in lost)}"
         )
+        for o in lost[:3]:
+            print(f"  {o.status} {o.error}")
+        if lost:
+            for log in sorted(d.glob("g*-rr*.log")):
+                text = log.read_text(errors="replace")
+                if "Traceback" in text:
+                    print(f"--- {log.name}\n{text[text.index('Traceback') :][:3000]}")
     finally:
         lb.stop()
         for g in gateways:
             if g.proc.poll() is None:
                 g.terminate(120)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _replica_up(gateway: str, replica: str) -> bool:
-    try:
-        replicas = httpx.get(f"{gateway}/health", timeout=5).json()["replicas"]
-    except httpx.HTTPError:
-        return True
-    return any(r["url"] == replica and r["state"] == "up" for r in replicas)
 
 
 if __name__ == "__main__":

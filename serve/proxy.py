@@ -9,6 +9,7 @@ any byte went to the client is sent once more, to another replica.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
 from serve.templates import TemplateStore, VariableError
 
+log = logging.getLogger(__name__)
 OWN_FIELDS = {"template", "template_version", "variables"}
 ATTEMPTS = 2  # the first replica, then one other
 
@@ -99,6 +101,10 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError) as exc:
             record.update(status_code=502, error=f"engine unreachable: {exc!r}")
             return self._with_id(error_response(502, "the engine did not answer"), record)
+        except Exception as exc:  # a defect: still an OpenAI error, captured and logged
+            log.exception("inference request %s failed", record["id"])
+            record.update(status_code=500, error=f"internal error: {exc!r}")
+            return self._with_id(error_response(500, "internal error"), record)
         finally:
             if not record.get("_streaming"):
                 self._finish(record, started)

@@ -5,11 +5,14 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 from sqlmodel import Session
 
 from feedback.lease import LeaderLease, current_leader
 from loraloop import db
-from loraloop.launch import LORALOOP
+from loraloop.launch import LORALOOP, free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Child:
@@ -58,3 +61,30 @@ def leader(url: str) -> LeaderLease | None:
             return row
     finally:
         engine.dispose()
+
+
+def healthy(url: str) -> bool:
+    """True when `url`/health answers 200 now."""
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def fake_platform_env(tmp_path: Path, model_dir: Path, db_url: str) -> dict[str, str]:
+    """Settings for `loraloop run` / `engine` on the fake engine, every path under tmp_path."""
+    return {
+        **os.environ,
+        "LORALOOP_DB_URL": db_url,
+        "LORALOOP_SERVE_PORT": str(free_port()),
+        "LORALOOP_ENGINE_PORT": str(free_port()),
+        "LORALOOP_ENGINE_ENTRYPOINT": "tests.fake_engine",
+        "LORALOOP_ENGINE_LOG_DIR": str(tmp_path / "logs"),
+        "LORALOOP_MODEL_PATH": str(model_dir),
+        "LORALOOP_MODEL_NAME": "base",
+        "LORALOOP_SERVE_ADAPTER_STORE": str(tmp_path / "adapters"),
+        "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
+        "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+        "LORALOOP_WORKER_IN_GATEWAY": "false",
+        "PYTHONUNBUFFERED": "1",
+    }

@@ -57,3 +57,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> floa
         assert time.monotonic() - started < timeout, f"{what}: not within {timeout:.0f} s"
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def replica_up(gateway: str, replica: str) -> bool:
+    """Whether `gateway`'s /health lists `replica` as in rotation."""
+    try:
+        replicas = httpx.get(f"{gateway}/health", timeout=5).json()["replicas"]
+    except httpx.HTTPError:
+        return False
+    return any(r["url"] == replica and r["state"] == "up" for r in replicas)

@@ -30,8 +30,8 @@ from tests.conftest import REPO
 from tests.helpers import make_adapter
 from tests.utils.load import Load, failed
 from tests.utils.postgres import PrivatePostgres
-from tests.utils.processes import Child, leader
-from tests.utils.replicas import engine_models, wait_until
+from tests.utils.processes import Child, healthy, leader
+from tests.utils.replicas import engine_models, replica_up, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
         children += gateways
         gateway_urls = [f"http://127.0.0.1:{p}" for p in gateway_ports]
         for url, gateway in zip(gateway_urls, gateways, strict=True):
-            wait_until(lambda u=url, g=gateway: _healthy(u) or _exited(g), 120, "gateway")
+            wait_until(lambda u=url, g=gateway: healthy(u) or _exited(g), 120, "gateway")
             assert not _exited(gateway), gateway.output()[-3000:]
         worker_env = {**env, "LORALOOP_WORKER_LEASE_TTL_S": str(LEASE_TTL_S)}
         workers = []
@@ -181,7 +181,7 @@ def test_killing_an_engine_under_load_fails_nothing_after_the_routing_window(
     # The engine's supervisor restarts vLLM; the gateways put it back only with its adapters.
     back = topology.engine_urls[1]
     wait_until(
-        lambda: all(_replica_up(g, back) for g in topology.gateway_urls), BOOT_S, "engine back"
+        lambda: all(replica_up(g, back) for g in topology.gateway_urls), BOOT_S, "engine back"
     )
     engine_name = httpx.get(f"{topology.gateway_urls[0]}/admin/adapters").json()[0]["engine_name"]
     assert engine_name in engine_models(back)
@@ -236,21 +236,6 @@ def _stored(topology: Topology, ids: list[str | None]) -> int:
             return int(session.exec(query).one())
     finally:
         engine.dispose()
-
-
-def _replica_up(gateway: str, replica: str) -> bool:
-    try:
-        replicas = httpx.get(f"{gateway}/health", timeout=5).json()["replicas"]
-    except httpx.HTTPError:
-        return False
-    return any(r["url"] == replica and r["state"] == "up" for r in replicas)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _exited(child: Child) -> bool:

@@ -1,6 +1,5 @@
 """Graceful shutdown: SIGTERM on `loraloop run` and on `loraloop engine`."""
 
-import os
 import signal
 import threading
 import time
@@ -12,29 +11,13 @@ from sqlmodel import Session
 
 from feedback.models import Interaction
 from loraloop import db
-from loraloop.launch import free_port, launch
-from tests.conftest import REPO
-from tests.utils.processes import Child
+from loraloop.launch import launch
+from tests.utils.processes import Child, fake_platform_env
 from tests.utils.replicas import wait_until
 
 
 def platform_env(tmp_path: Path, model_dir: Path, db_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LORALOOP_DB_URL": db_url,
-        "LORALOOP_SERVE_PORT": str(free_port()),
-        "LORALOOP_ENGINE_PORT": str(free_port()),
-        "LORALOOP_ENGINE_ENTRYPOINT": "tests.fake_engine",
-        "LORALOOP_ENGINE_LOG_DIR": str(tmp_path / "logs"),
-        "LORALOOP_MODEL_PATH": str(model_dir),
-        "LORALOOP_MODEL_NAME": "base",
-        "LORALOOP_SERVE_ADAPTER_STORE": str(tmp_path / "adapters"),
-        "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
-        "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp_path / "spool.jsonl"),
-        "LORALOOP_WORKER_IN_GATEWAY": "false",
-        "FAKE_ENGINE_DELAY_S": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return {**fake_platform_env(tmp_path, model_dir, db_url), "FAKE_ENGINE_DELAY_S": "2"}
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_flushes_capture(
