@@ -160,7 +160,8 @@ def rolling_restart(gateway, engine_urls: list[str], model: str, d: Path) -> Non
             for log in sorted(d.glob("g*-rr*.log")):
                 text = log.read_text(errors="replace")
                 if "Traceback" in text:
-                    print(f"--- {log.name}\n{text[text.index('Traceback') :][:3000]}")
+                    end = text.index("Traceback") + text[text.index("Traceback") :].find("\n\n")
+                    print(f"--- {log.name}\n{text[max(0, end - 2500) : end]}")
     finally:
         lb.stop()
         for g in gateways:
