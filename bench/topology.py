@@ -41,7 +41,9 @@ BODY = {"model": "", "messages": [{"role": "user", "content": "Hi"}], "max_token
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--only", choices=["throughput", "failover", "rolling"])
+    parser.add_argument(
+        "--only", nargs="+", choices=["throughput", "failover", "rolling"], help="parts to run"
+    )
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir().resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,13 +91,13 @@ def main() -> None:
             gateway(urls[:1], one_port, "one")
             two = gateway(urls, two_port, "two")
             one_url, two_url = f"http://127.0.0.1:{one_port}", f"http://127.0.0.1:{two_port}"
-            if args.only in (None, "throughput"):
+            if not args.only or "throughput" in args.only:
                 throughput(one_url, two_url, model_dir.name, args.rounds)
-            if args.only in (None, "failover"):
+            if not args.only or "failover" in args.only:
                 failover(two_url, engines[1], urls[1], model_dir.name)
                 wait_until(lambda: replica_up(two_url, urls[1]), 900, "engine back")
             two.terminate()
-            if args.only in (None, "rolling"):
+            if not args.only or "rolling" in args.only:
                 rolling_restart(gateway, urls, model_dir.name, d)
         finally:
             for child in children:
@@ -157,6 +159,9 @@ def rolling_restart(gateway, engine_urls: list[str], model: str, d: Path) -> Non
         for o in lost[:3]:
             print(f"  {o.status} {o.error}")
         if lost:
+            import shutil
+
+            shutil.copytree(d, "/tmp/bench-topology-logs", dirs_exist_ok=True)
             for log in sorted(d.glob("g*-rr*.log")):
                 text = log.read_text(errors="replace")
                 if "Traceback" in text:

@@ -131,9 +131,13 @@ class ReplicaPool:
         await asyncio.gather(*(self.check(url) for url in self.replicas))
 
     async def watch(self) -> None:
+        """Probe each replica on its own clock: a slow one never delays the others."""
+        await asyncio.gather(*(self._watch(url) for url in self.replicas))
+
+    async def _watch(self, url: str) -> None:
         while True:
-            await self.check_all()
             await asyncio.sleep(self.check_interval_s)
+            await self.check(url)
 
     def status(self) -> list[dict[str, object]]:
         return [r.status() for r in self.replicas.values()]
