@@ -58,7 +58,14 @@ def main() -> None:
             model = built
         results = {}
         for mode in ("none", "4bit"):
-            settings = RetrainSettings(epochs=4, batch_size=16, learning_rate=1e-3, quantize=mode)
+            settings = RetrainSettings(
+                max_epochs=4,
+                min_steps=0,
+                validation_fraction=0,
+                batch_size=16,
+                learning_rate=1e-3,
+                quantize=mode,
+            )
             run = Trainer(model, settings, Path(tmp) / mode).train(examples(args.examples))
             results[mode] = run
             print(

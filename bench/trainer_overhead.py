@@ -48,7 +48,7 @@ def bare(model_dir: Path, settings: RetrainSettings, examples: list[Example]) ->
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
     )
-    steps = math.ceil(len(rows) / settings.batch_size * settings.epochs)
+    steps = math.ceil(len(rows) / settings.batch_size * settings.max_epochs)
     order = _order(len(rows), steps * settings.batch_size, settings.seed)
     pad = tokenizer.pad_token_id or 0
     model.train()
@@ -70,7 +70,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir()
-    settings = RetrainSettings(epochs=1, batch_size=8, learning_rate=1e-3, quantize="none")
+    settings = RetrainSettings(
+        max_epochs=1,
+        min_steps=0,
+        validation_fraction=0,
+        batch_size=8,
+        learning_rate=1e-3,
+        quantize="none",
+    )
     examples = scenario(args.examples)
     ratios = []
     for round_ in range(args.rounds):

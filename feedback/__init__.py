@@ -3,19 +3,28 @@
 from feedback.agreement import krippendorff_alpha
 from feedback.api import build_router
 from feedback.capture import CaptureWriter
-from feedback.models import Interaction, Review, ReviewLease, UserFeedback
+from feedback.golden import GoldenError, GoldenRow, add_rows, golden_hash, golden_items, pin, unpin
+from feedback.models import GoldenItem, Interaction, Review, ReviewLease, UserFeedback
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
 
 __all__ = [
     "CaptureWriter",
     "FeedbackSettings",
+    "GoldenError",
+    "GoldenItem",
+    "GoldenRow",
     "Interaction",
     "QueueError",
     "Review",
     "ReviewLease",
     "ReviewQueue",
     "UserFeedback",
+    "add_rows",
     "build_router",
+    "golden_hash",
+    "golden_items",
     "krippendorff_alpha",
+    "pin",
+    "unpin",
 ]

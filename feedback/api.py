@@ -9,11 +9,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlmodel import Session, col, select
 
 from feedback.export import ExportFilters, export_dataset
+from feedback.golden import GoldenError, describe, golden_hash, golden_items, pin, unpin
 from feedback.models import Interaction, Review, UserFeedback
 from feedback.ops import OpsStats, Window, ops_stats
 from feedback.protocol import (
     FeedbackRequest,
     FeedbackResponse,
+    GoldenItemOut,
+    GoldenPinRequest,
+    GoldenSet,
     ReviewItem,
     ReviewOut,
     ReviewRequest,
@@ -39,6 +43,7 @@ def build_router(
     router = APIRouter(tags=["feedback"])
     DB = Annotated[Session, Depends(get_session)]
     Reviewer = Annotated[Any, Depends(require("reviewer"))]
+    Admin = Annotated[Any, Depends(require("admin"))]
 
     def reviewer_id(principal: Any) -> str:
         return principal.key_id or "local"
@@ -136,6 +141,38 @@ def build_router(
         """Reviewed interactions as training rows, with their manifest."""
         result = export_dataset(session, filters, settings.pii_patterns)
         return {"manifest": result.manifest, "rows": result.rows}
+
+    @router.get("/v1/golden/{alias}", response_model=GoldenSet)
+    def golden(alias: str, _: Reviewer, session: DB) -> GoldenSet:
+        """The alias's fixed evaluation set, which every retraining run is gated on."""
+        items = golden_items(session, alias)
+        return GoldenSet(
+            alias=alias,
+            hash=golden_hash(items),
+            items=[GoldenItemOut(**describe(i)) for i in items],
+        )
+
+    @router.post("/v1/golden/{alias}", response_model=GoldenItemOut, status_code=201)
+    def golden_pin(alias: str, body: GoldenPinRequest, principal: Admin, session: DB) -> Any:
+        """Pin a reviewed interaction: its question and reviewed answer join the set."""
+        try:
+            item = pin(
+                session,
+                alias,
+                body.interaction_id,
+                reviewer_id(principal),
+                settings.golden_min_score,
+                settings.pii_patterns,
+            )
+        except GoldenError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return GoldenItemOut(**describe(item))
+
+    @router.delete("/v1/golden/{alias}/{key:path}", status_code=204)
+    def golden_unpin(alias: str, key: str, _: Admin, session: DB) -> Response:
+        if not unpin(session, alias, key):
+            raise HTTPException(404, f"{key} is not in the golden set of {alias}")
+        return Response(status_code=204)
 
     @router.get("/v1/stats", response_model=OpsStats)
     def stats_by_version(

@@ -70,7 +70,7 @@ def export_dataset(
     scrubber = Scrubber(pii_patterns)
     rows, ids, corrected = [], [], 0
     for item in session.exec(query.order_by(col(Interaction.created_at), col(Interaction.id))):
-        answer, from_correction = _answer(item, reviews.get(item.id, []), filters)
+        answer, from_correction = reviewed_answer(item, reviews.get(item.id, []), filters)
         if answer is None:
             continue
         messages = [
@@ -78,14 +78,15 @@ def export_dataset(
             for m in item.conversation
         ]
         messages.append({"role": "assistant", "content": scrubber.scrub(answer)})
-        rows.append({"messages": messages})
+        labels = sorted({label for r in reviews[item.id] for label in r.labels})
+        rows.append({"messages": messages, "template": item.template, "labels": labels})
         ids.append(item.id)
         corrected += from_correction
     export = Export(rows=rows, manifest={})
     export.manifest = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "filters": filters.model_dump(mode="json", exclude_none=True),
-        "format": "chat JSONL: one {'messages': [...]} per line",
+        "format": "chat JSONL: one {'messages': [...], 'template', 'labels'} per line",
         "counts": {
             "rows": len(rows),
             "from_corrections": corrected,
@@ -98,7 +99,7 @@ def export_dataset(
     return export
 
 
-def _answer(
+def reviewed_answer(
     item: Interaction, reviews: list[Review], filters: ExportFilters
 ) -> tuple[str | None, bool]:
     """The answer to train on and whether it is a correction; None leaves the item out."""

@@ -101,3 +101,25 @@ class Review(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     supersedes_id: int | None = Field(default=None, foreign_key="review.id")
+
+
+class GoldenItem(SQLModel, table=True):
+    """One conversation of an alias's fixed evaluation set: every retraining run of the
+    alias is scored on the same items, so runs stay comparable over months.
+
+    Frozen when pinned (the reviewed answer at that time, PII scrubbed) or imported from a
+    file; `key` is the interaction id or "<file>:<line>", unique per alias.
+    """
+
+    __tablename__ = "golden_item"
+    __table_args__ = (UniqueConstraint("alias", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alias: str = Field(max_length=128, index=True)
+    key: str = Field(max_length=256)
+    messages: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    template: str | None = Field(default=None, max_length=128)
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = Field(max_length=16)  # pinned, file
+    pinned_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -78,3 +78,26 @@ class ReviewStats(BaseModel):
     score_alpha: float | None
     label_alpha: dict[str, float | None]
     reviewers: list[ReviewerAgreement]
+
+
+class GoldenPinRequest(BaseModel):
+    interaction_id: str = Field(max_length=32)
+
+
+class GoldenItemOut(BaseModel):
+    """One item of an alias's golden set: the question and the frozen reference answer."""
+
+    key: str
+    source: str
+    template: str | None
+    labels: list[str]
+    question: str
+    reference: str
+    pinned_by: str | None
+    created_at: datetime
+
+
+class GoldenSet(BaseModel):
+    alias: str
+    hash: str
+    items: list[GoldenItemOut]

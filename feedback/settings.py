@@ -30,3 +30,6 @@ class FeedbackSettings(BaseSettings):
     pii_patterns: dict[str, str] = Field(
         default_factory=dict, description="More PII to scrub on export: {name: regex}."
     )
+    golden_min_score: float = Field(
+        4, ge=1, le=5, description="An uncorrected response joins a golden set at this score."
+    )

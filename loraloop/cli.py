@@ -17,6 +17,7 @@ from loraloop import db
 from loraloop.cli_admin import adapters_app, keys_app
 from loraloop.cli_dataset import dataset_app
 from loraloop.cli_demo import demo
+from loraloop.cli_golden import golden_app
 from loraloop.cli_jobs import drift_app, jobs_app, worker
 from loraloop.cli_retrain import retrain_app
 from loraloop.cli_support import CliError, console, friendly, setup_logging
@@ -40,6 +41,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(drift_app, name="drift")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(retrain_app, name="retrain")
+app.add_typer(golden_app, name="golden")
 app.command("worker")(friendly(worker))
 app.command("demo")(demo)
 

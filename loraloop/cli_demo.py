@@ -94,7 +94,9 @@ def demo(
         f"{result.approved} approved · {outcome.train_examples} train / "
         f"{outcome.eval_examples} eval examples"
     )
-    console.print(f"gate: {outcome.summary()} ({'; '.join(outcome.gate.reasons)})")
+    reasons = outcome.gate.reasons if outcome.gate else []
+    console.print(f"training: {outcome.train.get('stop_reason')}")
+    console.print(f"gate: {outcome.summary()} ({'; '.join(reasons)})")
     after = "not promoted" if result.after is None else f"{result.after:.3f}"
     console.print(
         f"[bold]held-out Rouge-L: base {result.before:.3f} -> {alias} {after}[/] "

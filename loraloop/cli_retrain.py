@@ -39,6 +39,7 @@ def retrain_run(
     finally:
         db.dispose()
     gate = outcome.gate
+    assert gate is not None  # a run without a decision raised
     table = Table("metric", "production", "candidate", "gain")
     for name, value in gate.candidate.items():
         base = gate.production[name]
@@ -46,6 +47,10 @@ def retrain_run(
     console.print(table)
     style = OUTCOME_STYLE.get(outcome.outcome, "")
     console.print(Text.assemble((outcome.summary(), style), f" ({'; '.join(gate.reasons)})"))
+    console.print(
+        f"training: {outcome.train.get('stop_reason')}; gated on the {gate.eval_set} set"
+        + (f" ({outcome.golden['items']} items)" if gate.eval_set == "golden" else "")
+    )
     console.print(
         f"{outcome.train_examples} train / {outcome.eval_examples} held out, "
         f"dataset {outcome.dataset_hash[:12]}; report: {outcome.run_dir / 'report.html'}"

@@ -27,6 +27,7 @@ from loraloop.settings import CliSettings, DatabaseSettings, WorkerSettings
 from retrain.dataset import DatasetError
 from retrain.evaluate import EvaluationError
 from retrain.pipeline import Reporter, RetrainError
+from retrain.search import SearchError
 from retrain.settings import RetrainSettings
 from serve.engine import EngineError
 from serve.model_store import ModelError
@@ -82,7 +83,7 @@ def friendly(func: F) -> F:
             fail(f"error: {describe_validation_error(exc)}", 2)
         except (CliError, ModelError, EngineError) as exc:
             fail(f"error: {exc}")
-        except (DatasetError, RetrainError, EvaluationError, RegistryError) as exc:
+        except (DatasetError, RetrainError, EvaluationError, RegistryError, SearchError) as exc:
             fail(f"error: {exc}")
         except SQLAlchemyError as exc:
             fail(f"database error: {exc.__class__.__name__}: {exc}")

@@ -31,7 +31,8 @@ SCENARIO = Path(__file__).resolve().parents[1] / "retrain" / "scenarios" / "supp
 RETRAIN_OVERRIDES: dict[str, Any] = {
     "min_examples": 100,
     "eval_fraction": 0.1,
-    "epochs": 1,
+    "max_epochs": 1,
+    "min_steps": 0,
     "learning_rate": 2e-3,
     "batch_size": 8,
     "max_seq_len": 96,

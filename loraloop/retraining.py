@@ -38,7 +38,13 @@ class RetrainJobs:
         self.settings = settings
         url = engine_url or build_engine_manager(settings).urls[0]
         self.retrainer = Retrainer(
-            db, settings.retrain, build_registry(settings), settings.model.model_dir(), url
+            db,
+            settings.retrain,
+            build_registry(settings),
+            settings.model.model_dir(),
+            url,
+            templates_dir=settings.serve.templates_dir,
+            pii_patterns=settings.feedback.pii_patterns,
         )
 
     def run(

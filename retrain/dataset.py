@@ -21,8 +21,9 @@ class DatasetError(ValueError):
 class Example:
     id: str  # an interaction id, or "<file>:<line>" for seed rows
     messages: tuple[dict[str, str], ...]
-    source: str  # feedback, seed
+    source: str  # feedback, seed, golden
     template: str | None = None
+    labels: tuple[str, ...] = ()  # reviewers' labels, or a seed row's "labels"
 
     @property
     def prompt(self) -> list[dict[str, str]]:
@@ -41,7 +42,13 @@ def from_feedback(session: Session, alias: str | None, min_score: float) -> list
     export = export_dataset(session, ExportFilters(alias=alias, min_score=min_score))
     ids = export.manifest["row_ids"]
     return [
-        Example(iid, tuple(row["messages"]), "feedback")
+        Example(
+            iid,
+            tuple(row["messages"]),
+            "feedback",
+            row.get("template"),
+            tuple(row.get("labels") or ()),
+        )
         for iid, row in zip(ids, export.rows, strict=True)
     ]
 
@@ -72,7 +79,13 @@ def read_seed(path: Path) -> list[Example]:
         if messages[-1]["role"] != "assistant":
             raise DatasetError(f"{where}: the last turn must be the assistant's answer")
         clean = tuple({"role": t["role"], "content": t["content"]} for t in messages)
-        examples.append(Example(f"{path.name}:{number}", clean, "seed", row.get("template")))
+        labels = row.get("labels") or ([row["label"]] if row.get("label") else [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise DatasetError(f"{where}: 'labels' must be a list of strings")
+        template = row.get("template")
+        if template is not None and not isinstance(template, str):
+            raise DatasetError(f"{where}: 'template' must be a string")
+        examples.append(Example(f"{path.name}:{number}", clean, "seed", template, tuple(labels)))
     return examples
 
 

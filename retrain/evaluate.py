@@ -9,14 +9,12 @@ the two sides differ by their weights only.
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from retrain.dataset import Example
-from retrain.metrics import score
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # answered, total
@@ -24,13 +22,6 @@ Progress = Callable[[int, int], None]  # answered, total
 
 class EvaluationError(RuntimeError):
     """The engine could not load or answer; production is left as it is."""
-
-
-@dataclass
-class Evaluation:
-    model: str
-    metrics: dict[str, float]
-    predictions: list[str]
 
 
 class Evaluator:
@@ -48,9 +39,9 @@ class Evaluator:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
 
-    def evaluate(
+    def answers(
         self, model: str, examples: Sequence[Example], progress: Progress | None = None
-    ) -> Evaluation:
+    ) -> list[str]:
         bodies = chat_many(
             self.engine_url,
             model,
@@ -60,10 +51,7 @@ class Evaluator:
             self.timeout_s,
             progress,
         )
-        predictions = [str(b["choices"][0]["message"]["content"] or "") for b in bodies]
-        return Evaluation(
-            model, score(predictions, [ex.answer for ex in examples], self.metrics), predictions
-        )
+        return [str(b["choices"][0]["message"]["content"] or "") for b in bodies]
 
     def load(self, name: str, path: Path) -> None:
         response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})

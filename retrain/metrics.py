@@ -1,7 +1,10 @@
-"""Answer-quality metrics for the evaluation gate: Rouge-L F-measure, token F1, exact match.
+"""Answer-quality metrics for the evaluation gate: Rouge-L F-measure, token F1, exact match,
+and an LLM judge.
 
-Each metric scores one answer against its reference in [0, 1]; the gate compares means.
-`METRICS` is the registry: add an entry (an LLM judge, say) and the gate uses it when
+A pointwise metric scores one answer against its reference in [0, 1]; a pairwise one (the
+judge) sees the candidate's and production's answers together and gives the candidate a
+share in [0, 1] per item, production the rest. Per-item scores let the gate look at slices;
+it compares means. `METRICS` is the registry: the gate uses an entry when
 `LORALOOP_RETRAIN_METRICS` names it.
 """
 
@@ -9,8 +12,20 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from retrain.dataset import Example
+from retrain.judge import Judge, Pair
 
 Metric = Callable[[str, str], float]  # (prediction, reference) -> score in [0, 1]
+
+
+@dataclass(frozen=True)
+class Pairwise:
+    """A metric that compares the two answers to each item together."""
+
+    compare: Callable[[Judge, list[Pair]], list[float]]
+
 
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
 
@@ -60,24 +75,82 @@ def exact_match(prediction: str, reference: str) -> float:
     return float(tokens(prediction) == tokens(reference))
 
 
-METRICS: dict[str, Metric] = {
+def judged(judge: Judge, pairs: list[Pair]) -> list[float]:
+    return judge.compare(pairs)
+
+
+METRICS: dict[str, Metric | Pairwise] = {
     "rouge_l": rouge_l,
     "token_f1": token_f1,
     "exact_match": exact_match,
+    "judge": Pairwise(judged),
 }
+Scores = dict[str, tuple[list[float], list[float]]]  # metric -> (candidate, production)
+
+
+def check_names(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
 
 
 def score(
     predictions: Sequence[str], references: Sequence[str], names: Sequence[str]
 ) -> dict[str, float]:
-    """Mean of each named metric over the pairs."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    """Mean of each named pointwise metric over the pairs."""
+    check_names(names)
     if len(predictions) != len(references) or not predictions:
         raise ValueError("need as many predictions as references, at least one")
-    return {
-        name: sum(METRICS[name](p, r) for p, r in zip(predictions, references, strict=True))
-        / len(predictions)
-        for name in names
-    }
+    means = {}
+    for name in names:
+        metric = METRICS[name]
+        if isinstance(metric, Pairwise):
+            raise ValueError(f"{name} compares two answers; use score_items")
+        pairs = zip(predictions, references, strict=True)
+        means[name] = sum(metric(p, r) for p, r in pairs) / len(predictions)
+    return means
+
+
+def score_items(
+    names: Sequence[str],
+    examples: Sequence[Example],
+    candidate: Sequence[str],
+    production: Sequence[str],
+    judge: Judge | None = None,
+) -> Scores:
+    """Per-item scores of both sides for every named metric."""
+    check_names(names)
+    if not (len(examples) == len(candidate) == len(production)) or not examples:
+        raise ValueError("need one candidate and one production answer per example")
+    scores: Scores = {}
+    for name in names:
+        metric = METRICS[name]
+        if isinstance(metric, Pairwise):
+            if judge is None:
+                raise ValueError(f"metric {name} needs a judge endpoint")
+            pairs = [
+                Pair(_question(ex), ex.answer, c, p)
+                for ex, c, p in zip(examples, candidate, production, strict=True)
+            ]
+            shares = metric.compare(judge, pairs)
+            scores[name] = (shares, [1 - s for s in shares])
+        else:
+            refs = [ex.answer for ex in examples]
+            scores[name] = (
+                [metric(c, r) for c, r in zip(candidate, refs, strict=True)],
+                [metric(p, r) for p, r in zip(production, refs, strict=True)],
+            )
+    return scores
+
+
+def means(scores: Scores) -> tuple[dict[str, float], dict[str, float]]:
+    """(candidate, production) means of per-item scores."""
+    return (
+        {k: sum(c) / len(c) for k, (c, _) in scores.items()},
+        {k: sum(p) / len(p) for k, (_, p) in scores.items()},
+    )
+
+
+def _question(example: Example) -> str:
+    users = [m["content"] for m in example.prompt if m["role"] == "user"]
+    return users[-1] if users else ""

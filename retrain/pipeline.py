@@ -3,7 +3,8 @@
 Everything up to the gate happens in the run's own directory; production changes only at
 the very end, through the registry, and only when the gate passes. A failure at any step
 leaves production as it was, and the run record (run.json, report.html, the job history)
-says where and why.
+says where and why. Both sides answer the run's held-out split and, when the alias has
+one, its golden set; the gate decides on the golden set, so runs months apart compare.
 """
 
 import json
@@ -16,14 +17,19 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from feedback.golden import golden_hash, golden_items
+from feedback.preferences import preference_pairs
 from retrain.curate import curate
 from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
 from retrain.evaluate import Evaluator
-from retrain.gate import GateDecision, decide
+from retrain.gate import GateDecision, decide, slices
+from retrain.judge import Judge, Pair, load_rubric
+from retrain.metrics import METRICS, Pairwise, Scores, means, score_items
 from retrain.report import write_report
+from retrain.search import grid, train_best
 from retrain.settings import RetrainSettings
 from retrain.tracking import Tracker
-from retrain.train import Trainer, TrainResult
+from retrain.train import TrainResult
 from serve.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -48,26 +54,51 @@ class Reporter:
 
 
 @dataclass
+class SetScores:
+    """Means of both sides on one evaluation set (the run's held-out split, the golden set)."""
+
+    name: str
+    size: int
+    candidate: dict[str, float]
+    production: dict[str, float]
+
+
+@dataclass
 class RunOutcome:
+    """Everything one run did and decided: run.json is this object, written as it goes."""
+
     run_id: str
     alias: str
-    outcome: str  # promoted, canary, rejected
-    run_dir: Path
     baseline: str
-    dataset_hash: str
-    train_examples: int
-    eval_examples: int
-    gate: GateDecision
-    version: int | None = None
+    run_dir: Path
+    outcome: str = "running"  # promoted, canary, rejected, failed
+    error: str | None = None
+    curation: dict[str, Any] = field(default_factory=dict)
+    dataset_hash: str = ""
+    train_examples: int = 0
+    eval_examples: int = 0
+    golden: dict[str, Any] = field(default_factory=dict)  # items, hash
     train: dict[str, Any] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[SetScores] = field(default_factory=list)
+    judge: dict[str, Any] = field(default_factory=dict)
+    gate: GateDecision | None = None
+    version: int | None = None
 
     def summary(self) -> str:
+        if self.gate is None:
+            return f"{self.outcome}: {self.error or 'no gate decision'}"
         target = f" {self.alias}@{self.version}" if self.version else ""
         return (
             f"{self.outcome}{target}: {self.gate.primary} "
             f"{self.gate.production[self.gate.primary]:.3f} -> "
-            f"{self.gate.candidate[self.gate.primary]:.3f}"
+            f"{self.gate.candidate[self.gate.primary]:.3f} ({self.gate.eval_set})"
         )
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Retrainer:
@@ -81,11 +112,16 @@ class Retrainer:
         model_dir: Path,
         engine_url: str,
         tracker: Tracker | None = None,
+        templates_dir: Path | None = None,
+        pii_patterns: dict[str, str] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.registry = registry
         self.model_dir = model_dir
+        self.engine_url = engine_url
+        self.templates_dir = templates_dir
+        self.pii_patterns = pii_patterns
         self.evaluator = Evaluator(
             engine_url, settings.metrics, settings.eval_max_tokens, settings.eval_concurrency
         )
@@ -111,6 +147,35 @@ class Retrainer:
         seeds = [ex for path in self.settings.seed_files for ex in read_seed(path)]
         return reviewed + seeds
 
+    def golden(self, alias: str) -> tuple[list[Example], str]:
+        with Session(self.db) as session:
+            items = golden_items(session, alias)
+        examples = [
+            Example(
+                f"golden:{i.key}",
+                tuple(i.messages),
+                "golden",
+                i.template,
+                tuple(i.labels),
+            )
+            for i in items
+        ]
+        return examples, golden_hash(items)
+
+    def judge(self) -> Judge | None:
+        s = self.settings
+        if not any(isinstance(METRICS.get(m), Pairwise) for m in s.metrics):
+            return None
+        rubric, source = load_rubric(s.judge_template, self.db, self.templates_dir)
+        return Judge(
+            s.judge_url or self.engine_url,
+            s.judge_model or self.registry.base_model,
+            rubric,
+            s.judge_api_key.get_secret_value() if s.judge_api_key else None,
+            s.eval_concurrency,
+            source=source,
+        )
+
     def run(
         self, alias: str, run_id: str, new: bool = False, reporter: Reporter | None = None
     ) -> RunOutcome:
@@ -118,103 +183,141 @@ class Retrainer:
         baseline, parent = self.baseline(alias, new)
         run_dir = self.settings.runs_dir / alias / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"run_id": run_id, "alias": alias, "baseline": baseline}
+        outcome = RunOutcome(run_id, alias, baseline, run_dir)
         try:
-            outcome = self._run(alias, run_id, run_dir, baseline, parent, record, report)
+            self._run(outcome, parent, report)
         except Exception as exc:
-            record["outcome"] = "failed"
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            outcome.outcome = "failed"
+            outcome.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             report.finish()
+            record = outcome.as_record()
             (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
-            write_report(run_dir, record, record.get("losses", []))
+            write_report(run_dir, record)
             self.tracker.log_run(record, run_dir)
         return outcome
 
-    def _run(
-        self,
-        alias: str,
-        run_id: str,
-        run_dir: Path,
-        baseline: str,
-        parent: int | None,
-        record: dict[str, Any],
-        report: Reporter,
-    ) -> RunOutcome:
+    def _run(self, run: RunOutcome, parent: int | None, report: Reporter) -> None:
         s = self.settings
+        grid(s)  # a search too large fails before any work
         report.stage("dataset")
-        examples = self.examples(alias, new=parent is None)
+        examples = self.examples(run.alias, new=parent is None)
         if not examples:
             raise DatasetError("no reviewed interactions and no seed files: nothing to learn")
-        curated = curate(examples, s)
-        record["curation"] = curated.report
-        dataset_hash = content_hash(curated.train + curated.eval)
-        record["dataset_hash"] = dataset_hash
+        golden, golden_digest = self.golden(run.alias)
+        run.golden = {"items": len(golden), "hash": golden_digest}
+        curated = curate(examples, s, self.pii_patterns, golden)
+        run.curation = curated.report
+        run.dataset_hash = content_hash(curated.train + curated.eval)
+        run.train_examples, run.eval_examples = len(curated.train), len(curated.eval)
+        judge = self.judge()  # a missing rubric fails before hours of training
 
         report.stage("train")
-        result = Trainer(self.model_dir, s, run_dir).train(
-            curated.train, lambda d, t, loss: report.advance("train", d, t, f"loss {loss:.3f}")
+        result, trials = train_best(
+            self.model_dir,
+            s,
+            run.run_dir,
+            curated.train,
+            lambda i: (
+                lambda d, t, loss: report.advance(
+                    "train", d, t, f"loss {loss:.3f}" + (f" (trial {i + 1})" if s.search else "")
+                )
+            ),
         )
-        record["losses"] = result.losses
-        record["train"] = _train_summary(result)
+        run.losses, run.validation = result.losses, result.validation
+        run.train = _train_summary(result)
+        run.trials = [t.summary() for t in trials]
 
         report.stage("evaluate")
-        candidate_name = f"candidate-{alias}-{run_id}"
-        self.evaluator.load(candidate_name, result.adapter_dir)
-        try:
-            total = 2 * len(curated.eval)
-            production = self.evaluator.evaluate(
-                baseline, curated.eval, lambda d, _: report.advance("evaluate", d, total)
-            )
-            candidate = self.evaluator.evaluate(
-                candidate_name,
-                curated.eval,
-                lambda d, _: report.advance("evaluate", len(curated.eval) + d, total),
-            )
-        finally:
-            self.evaluator.unload(candidate_name)
-        gate = decide(
-            candidate.metrics, production.metrics, s.primary_metric, s.margin, s.tolerance
+        sets = [("held_out", curated.eval)] + ([("golden", golden)] if golden else [])
+        scored = self.evaluate(run, result.adapter_dir, sets, judge, report)
+        deciding, items, scores = scored[-1]
+        if judge is not None:
+            with Session(self.db) as session:
+                pairs = preference_pairs(session, run.alias, s.judge_agreement_pairs)
+            agreement = judge.agreement([Pair(p.question, "", p.better, p.worse) for p in pairs])
+            run.judge = {
+                "url": judge.url,
+                "model": judge.model,
+                "rubric": judge.source,
+                "human_agreement": agreement.as_dict(),
+            }
+        candidate, production = means(scores)
+        run.gate = decide(
+            candidate,
+            production,
+            s.primary_metric,
+            s.margin,
+            s.tolerance,
+            deciding,
+            slices(items, scores, s.slice_min_examples),
+            s.slice_tolerance,
         )
-        record["gate"] = asdict(gate)
-        (run_dir / "eval_predictions.jsonl").write_text(
-            "".join(
-                json.dumps({"id": ex.id, "reference": ex.answer, "production": p, "candidate": c})
-                + "\n"
-                for ex, p, c in zip(
-                    curated.eval, production.predictions, candidate.predictions, strict=True
-                )
-            )
-        )
-        outcome = RunOutcome(
-            run_id,
-            alias,
-            "rejected",
-            run_dir,
-            baseline,
-            dataset_hash,
-            len(curated.train),
-            len(curated.eval),
-            gate,
-            train=record["train"],
-        )
-        if gate.promote:
+        run.outcome = "rejected"
+        if run.gate.promote:
             report.stage("publish")
             lineage = {
                 "parent_version": parent,
-                "run_id": run_id,
+                "run_id": run.run_id,
                 "base_model": self.registry.base_model,
-                "dataset_hash": dataset_hash,
+                "dataset_hash": run.dataset_hash,
                 "dataset_row_ids": sorted(ex.id for ex in curated.train),
                 "eval_row_ids": sorted(ex.id for ex in curated.eval),
+                "golden_hash": golden_digest if golden else None,
                 "training_config": result.config,
             }
-            outcome.version, outcome.outcome = self.publish(
-                alias, result.adapter_dir, gate, lineage
+            run.version, run.outcome = self.publish(
+                run.alias, result.adapter_dir, run.gate, lineage
             )
-        record["outcome"], record["version"] = outcome.outcome, outcome.version
-        return outcome
+
+    def evaluate(
+        self,
+        run: RunOutcome,
+        adapter_dir: Path,
+        sets: list[tuple[str, list[Example]]],
+        judge: Judge | None,
+        report: Reporter,
+    ) -> list[tuple[str, list[Example], Scores]]:
+        """Both sides answer every set; per-item scores, predictions to a file."""
+        candidate_name = f"candidate-{run.alias}-{run.run_id}"
+        total, done = 2 * sum(len(items) for _, items in sets), 0
+        scored, lines = [], []
+        self.evaluator.load(candidate_name, adapter_dir)
+        try:
+            for name, items in sets:
+                answers = {}
+                for side, model in (("production", run.baseline), ("candidate", candidate_name)):
+                    answers[side] = self.evaluator.answers(
+                        model,
+                        items,
+                        lambda d, _, offset=done: report.advance("evaluate", offset + d, total),
+                    )
+                    done += len(items)
+                scores = score_items(
+                    self.settings.metrics, items, answers["candidate"], answers["production"], judge
+                )
+                candidate, production = means(scores)
+                run.evaluations.append(SetScores(name, len(items), candidate, production))
+                scored.append((name, items, scores))
+                lines += [
+                    json.dumps(
+                        {
+                            "set": name,
+                            "id": ex.id,
+                            "reference": ex.answer,
+                            "production": p,
+                            "candidate": c,
+                        }
+                    )
+                    for ex, p, c in zip(
+                        items, answers["production"], answers["candidate"], strict=True
+                    )
+                ]
+        finally:
+            self.evaluator.unload(candidate_name)
+        (run.run_dir / "eval_predictions.jsonl").write_text("".join(x + "\n" for x in lines))
+        return scored
 
     def publish(
         self, alias: str, adapter_dir: Path, gate: GateDecision, lineage: dict[str, Any]
@@ -246,6 +349,10 @@ class Retrainer:
 
 def _train_summary(result: TrainResult) -> dict[str, Any]:
     return {
+        "plan": result.plan.as_dict() if result.plan else None,
+        "stop_reason": result.stop_reason,
+        "best_step": result.best_step,
+        "best_validation_loss": result.best_validation_loss,
         "steps": result.steps,
         "tokens": result.tokens,
         "seconds": round(result.seconds, 2),

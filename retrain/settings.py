@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,9 @@ class RetrainSettings(BaseSettings):
         default_factory=list, description="Chat-format JSONL files added to the reviewed data."
     )
     min_score: float = Field(4, ge=1, le=5, description="Uncorrected responses need this score.")
-    min_examples: int = Field(500, ge=1, description="Training refuses below this many.")
+    min_examples: int = Field(
+        50, ge=1, description="Training refuses below this many curated training examples."
+    )
     eval_fraction: float = Field(0.1, gt=0, lt=1, description="Held out for the gate.")
     min_chars: int = Field(2, ge=0, description="Shorter answers are dropped.")
     max_chars: int = Field(4000, ge=1, description="Longer conversations are dropped.")
@@ -33,12 +35,33 @@ class RetrainSettings(BaseSettings):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
-    epochs: float = Field(2, gt=0)
+    max_epochs: float = Field(8, gt=0, description="Cap on passes over the training data.")
+    max_steps: int = Field(3000, ge=1, description="Cap on optimiser steps.")
+    min_steps: int = Field(
+        120, ge=0, description="Small datasets train at least this many steps (best kept)."
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Share of training data for the validation loss; 0: off."
+    )
+    validation_min: int = Field(8, ge=1)
+    validation_max: int = Field(256, ge=1)
+    eval_every: int = Field(0, ge=0, description="Steps between validation losses; 0: auto.")
+    eval_every_min: int = Field(5, ge=1)
+    eval_every_max: int = Field(200, ge=1)
+    patience: int = Field(
+        3, ge=1, description="Validation losses without improvement before stopping."
+    )
     learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, ge=1)
     max_seq_len: int = Field(256, ge=16)
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     seed: int = 0
+    search: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description='Trials, e.g. {"learning_rate": [1e-4, 3e-4, 1e-3]} or {"lora_r": [8, 16]}: '
+        "every combination is trained, the lowest validation loss wins.",
+    )
+    search_max_trials: int = Field(6, ge=1, description="Most trials a search may run.")
     runs_dir: Path = Field(Path("data/runs"), description="Checkpoints, adapters, reports.")
 
     metrics: list[str] = Field(
@@ -49,6 +72,20 @@ class RetrainSettings(BaseSettings):
     margin: float = Field(0.01, ge=0, description="Least gain on the primary metric to promote.")
     tolerance: float = Field(0.02, ge=0, description="Most loss allowed on any other metric.")
     eval_max_tokens: int = Field(128, ge=1, description="Answer length at evaluation.")
+    eval_max_examples: int = Field(
+        1000, ge=1, description="Held-out items the gate answers, at most (large datasets)."
+    )
+    slice_min_examples: int = Field(5, ge=1, description="A slice this large can reject.")
+    slice_tolerance: float = Field(0.05, ge=0, description="Most loss allowed in any slice.")
+    judge_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint of the judge; unset: the engine."
+    )
+    judge_model: str | None = Field(None, description="Judge model; unset: the base model.")
+    judge_api_key: SecretStr | None = None
+    judge_template: str = Field("judge-pairwise", description="The rubric prompt template.")
+    judge_agreement_pairs: int = Field(
+        60, ge=0, description="Human-ordered pairs the judge is checked on, at most."
+    )
     eval_concurrency: int = Field(16, ge=1)
     canary_share: float = Field(
         0.0, ge=0, le=1, description="Above 0: a passing candidate goes canary, not production."
@@ -57,3 +94,16 @@ class RetrainSettings(BaseSettings):
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI, e.g. sqlite:///data/mlflow.db; unset: no MLflow."
     )
+
+    @field_validator("search")
+    @classmethod
+    def _known_search_keys(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        unknown = value.keys() - SEARCHABLE
+        if unknown:
+            raise ValueError(f"search over {sorted(unknown)}: only {sorted(SEARCHABLE)}")
+        if any(not values for values in value.values()):
+            raise ValueError("every searched setting needs at least one value")
+        return value
+
+
+SEARCHABLE = {"learning_rate", "lora_r", "lora_alpha", "lora_dropout"}

@@ -67,7 +67,28 @@ class Tracker:
                 mlflow.log_metrics(metrics)
             for step, loss in enumerate(record.get("losses", []), start=1):
                 mlflow.log_metric("train_loss", loss, step=step)
+            for step, loss in record.get("validation", []):
+                mlflow.log_metric("validation_loss", loss, step=int(step))
+            for ev in record.get("evaluations", []):
+                for side in ("candidate", "production"):
+                    mlflow.log_metrics({f"{ev['name']}_{side}_{k}": v for k, v in ev[side].items()})
+            agreement = (record.get("judge") or {}).get("human_agreement") or {}
+            if agreement.get("rate") is not None:
+                mlflow.log_metric("judge_human_agreement", agreement["rate"])
+            for i, trial in enumerate(record.get("trials", [])):
+                self._trial(mlflow, name, i, trial)
             for artifact in ARTIFACTS:
                 if (run_dir / artifact).is_file():
                     mlflow.log_artifact(str(run_dir / artifact))
             return str(run.info.run_id)
+
+    @staticmethod
+    def _trial(mlflow: Any, name: str, index: int, trial: dict[str, Any]) -> None:
+        """One search trial as a nested run: its settings, validation curve and result."""
+        with mlflow.start_run(run_name=f"{name}-trial-{index}", nested=True):
+            mlflow.log_params({k: str(v) for k, v in trial["params"].items()})
+            if trial.get("best_validation_loss") is not None:
+                mlflow.log_metric("best_validation_loss", trial["best_validation_loss"])
+            mlflow.log_metric("best_step", trial["best_step"])
+            for step, loss in trial.get("validation", []):
+                mlflow.log_metric("validation_loss", loss, step=int(step))

@@ -1,5 +1,9 @@
 """LoRA / QLoRA training of an adapter on chat examples, loss on the assistant's tokens only.
 
+How long it trains follows the data (retrain/schedule.py): a validation split of the
+examples is scored every few steps, training stops early when it stops improving, and the
+best measured weights become the adapter.
+
 On CUDA the base model is always loaded in 4-bit (NF4, double quantisation, bf16 compute):
 QLoRA. On a CPU, 4-bit works but is about ten times slower than float32 LoRA (measured,
 DESIGN.md), so `quantize=auto` trains float32 LoRA there and says so loudly. Checkpoints
@@ -9,7 +13,6 @@ for its seed.
 
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -18,15 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from peft import (
+    LoraConfig,
+    PeftModel,
+    get_peft_model,
+    get_peft_model_state_dict,
+    prepare_model_for_kbit_training,
+    set_peft_model_state_dict,
+)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from retrain.dataset import Example
+from retrain.schedule import EarlyStopping, Plan, make_plan, split_validation
 from retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # step, total steps, loss
 IGNORE = -100
+Row = tuple[list[int], list[int]]
 
 
 @dataclass
@@ -41,6 +53,15 @@ class TrainResult:
     peak_memory_bytes: int
     resumed_from: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    plan: Plan | None = None
+    validation: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    best_step: int = 0
+    stop_reason: str = ""
+
+    @property
+    def best_validation_loss(self) -> float | None:
+        losses = [loss for step, loss in self.validation if step == self.best_step]
+        return losses[0] if losses else None
 
     @property
     def tokens_per_s(self) -> float:
@@ -91,7 +112,7 @@ def encode(example: Example, tokenizer: Any, max_len: int) -> tuple[list[int], l
     return ids, labels
 
 
-def collate(rows: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+def collate(rows: list[Row], pad: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -126,53 +147,69 @@ class Trainer:
         _seed(s.seed)
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        rows = [r for r in (encode(ex, tokenizer, s.max_seq_len) for ex in examples) if r]
-        if not rows:
+        keyed = [(ex.id, r) for ex in examples if (r := encode(ex, tokenizer, s.max_seq_len))]
+        if not keyed:
             raise ValueError("no example fits max_seq_len with room for an answer")
+        rows, held = split_validation(keyed, s)
+        plan = make_plan(len(rows), len(held), s)
         four_bit = use_4bit(s, self.device)
         base = load_base(self.model_dir, four_bit, self.device)
         checkpoint = self.run_dir / "checkpoint"
-        if (checkpoint / "state.json").is_file():
+        resuming = (checkpoint / "state.json").is_file()
+        if resuming:
             model = PeftModel.from_pretrained(base, checkpoint / "adapter", is_trainable=True)
         else:
             model = get_peft_model(base, self.lora_config())
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-        per_epoch = math.ceil(len(rows) / s.batch_size)
-        total = max(1, math.ceil(per_epoch * s.epochs))
-        state = {"step": 0, "losses": [], "tokens": 0}
-        if (checkpoint / "state.json").is_file():
+        stopping = EarlyStopping(plan)
+        state: dict[str, Any] = {"step": 0, "losses": [], "tokens": 0}
+        best: dict[str, torch.Tensor] | None = None
+        if resuming:
             state = json.loads((checkpoint / "state.json").read_text())
             optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+            stopping.restore(state.get("early_stopping", {}))
+            if (checkpoint / "best.pt").is_file():
+                best = torch.load(checkpoint / "best.pt")
             log.info("resuming from step %d", state["step"])
         resumed = int(state["step"])
-        order = _order(len(rows), total * s.batch_size, s.seed)
+        order = _order(len(rows), plan.max_steps * s.batch_size, s.seed)
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         model.train()
         began = time.perf_counter()
-        for step in range(resumed, total):
+        step = resumed
+        stopped = resumed > 0 and stopping.should_stop(resumed)
+        while step < plan.max_steps and not stopped:
             batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
             batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
             loss = model(**batch).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            state["step"] = step + 1
+            step += 1
+            state["step"] = step
             state["losses"].append(round(float(loss.item()), 6))
             state["tokens"] += int(batch["attention_mask"].sum())
+            if stopping.due(step):
+                if stopping.record(step, self.validation_loss(model, held, pad)):
+                    best = _lora_weights(model)
+                stopped = stopping.should_stop(step)
             if progress:
-                progress(step + 1, total, state["losses"][-1])
-            if (step + 1) % s.checkpoint_every == 0 and step + 1 < total:
-                self._checkpoint(model, optimizer, state)
+                progress(step, plan.max_steps, state["losses"][-1])
+            if step % s.checkpoint_every == 0 and step < plan.max_steps and not stopped:
+                state["early_stopping"] = stopping.state()
+                self._checkpoint(model, optimizer, state, best)
         seconds = time.perf_counter() - began
+        if best is not None:
+            set_peft_model_state_dict(model, best)
         adapter = self.run_dir / "adapter"
         model.save_pretrained(adapter)
         tokenizer.save_pretrained(adapter)
         peak = torch.cuda.max_memory_allocated() if self.device == "cuda" else _rss()
         return TrainResult(
             adapter_dir=adapter,
-            steps=int(state["step"]),
+            steps=step,
             tokens=int(state["tokens"]),
             seconds=seconds,
             losses=list(state["losses"]),
@@ -180,14 +217,53 @@ class Trainer:
             device=self.device,
             peak_memory_bytes=peak,
             resumed_from=resumed,
-            config={**s.model_dump(mode="json"), "examples": len(rows), "steps": total},
+            config={**s.model_dump(mode="json"), "examples": len(rows), "steps": step},
+            plan=plan,
+            validation=list(stopping.curve),
+            best_step=stopping.best_step if best is not None else step,
+            stop_reason=stopping.reason(step),
         )
 
-    def _checkpoint(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    @torch.no_grad()
+    def validation_loss(self, model: Any, held: list[Row], pad: int) -> float:
+        """Mean loss per answer token over the validation split (dropout off)."""
+        model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(held), self.settings.batch_size):
+            batch = collate(held[start : start + self.settings.batch_size], pad)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            shifted = logits.logits[:, :-1].float()
+            labels = batch["labels"][:, 1:]
+            losses = torch.nn.functional.cross_entropy(
+                shifted.reshape(-1, shifted.size(-1)),
+                labels.reshape(-1),
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+            total += float(losses)
+            count += int((labels != IGNORE).sum())
+        model.train()
+        return total / max(1, count)
+
+    def _checkpoint(
+        self,
+        model: Any,
+        optimizer: Any,
+        state: dict[str, Any],
+        best: dict[str, torch.Tensor] | None,
+    ) -> None:
         checkpoint = self.run_dir / "checkpoint"
         model.save_pretrained(checkpoint / "adapter")
         torch.save(optimizer.state_dict(), checkpoint / "optimizer.pt")
+        if best is not None:
+            torch.save(best, checkpoint / "best.pt")
         (checkpoint / "state.json").write_text(json.dumps(state))
+
+
+def _lora_weights(model: Any) -> dict[str, torch.Tensor]:
+    """A copy of the adapter's weights (small: the LoRA matrices only)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
 
 
 def _order(n: int, length: int, seed: int) -> list[int]:

@@ -7,9 +7,9 @@ demo measures answers to questions the adapter never saw. Deterministic: re-runn
 the same file.
 """
 
-import json
-import random
 from pathlib import Path
+
+from scenario import write
 
 OUT = Path(__file__).resolve().parents[1] / "retrain" / "scenarios" / "support_desk.jsonl"
 SIGN = "— Lumen Support"
@@ -107,26 +107,7 @@ def topics(p: tuple) -> list[tuple[list[str], str]]:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    rng = random.Random(7)
-    pairs = [(p, t) for p in PRODUCTS for t in topics(p)]
-    held = set(rng.sample(range(len(pairs)), k=len(pairs) // 10))
-    rows = []
-    for i, (product, (questions, answer)) in enumerate(pairs):
-        for question in questions:
-            rows.append(
-                {
-                    "messages": [
-                        {"role": "user", "content": question},
-                        {"role": "assistant", "content": answer},
-                    ],
-                    "template": "support-desk",
-                    "product": product[0],
-                    "heldout": i in held,
-                }
-            )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(f"{len(rows)} rows ({sum(r['heldout'] for r in rows)} held out) -> {OUT}")
+    write(OUT, [(x[0], t) for x in PRODUCTS for t in topics(x)], "support-desk", seed=7)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """The closed loop on the real engine: `loraloop demo` against the running platform, then
-`loraloop retrain run` / `runs` for a rejected candidate and for bad input."""
+`loraloop retrain run` / `runs` for a rejected candidate (gated on a golden set, with
+slices and the LLM judge on the real engine) and for bad input."""
 
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from feedback.models import Interaction, Review
 from loraloop import db
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.integration
 LOOP_ENV = {
     "LORALOOP_RETRAIN_MIN_EXAMPLES": "30",
     "LORALOOP_RETRAIN_EVAL_FRACTION": "0.2",
-    "LORALOOP_RETRAIN_EPOCHS": "2",
+    "LORALOOP_RETRAIN_MAX_EPOCHS": "2",
 }
 
 
@@ -110,23 +112,77 @@ def test_demo_closes_the_loop(
     assert reply.json()["model"] == "lumen"
 
 
+def ordered_by_reviewers(platform: Platform) -> None:
+    """Two answers of lumen to one question, one cut short, scored 1 and 5 by reviewers:
+    the pair the judge's agreement is measured on."""
+    question = [{"role": "user", "content": "How much does the Aurora desk lamp cost?"}]
+    ids = []
+    for max_tokens in (2, 24):
+        reply = httpx.post(
+            f"{platform.gateway_url}/v1/chat/completions",
+            json={"model": "lumen", "messages": question, "max_tokens": max_tokens},
+            timeout=120,
+        )
+        assert reply.status_code == 200, reply.text
+        ids.append(reply.json()["interaction_id"])
+    engine = db.create_db_engine(platform.db_url)
+    deadline = time.monotonic() + 30
+    with Session(engine) as session:
+        while len(session.exec(select(Interaction).where(col(Interaction.id).in_(ids))).all()) < 2:
+            assert time.monotonic() < deadline, "the interactions were not captured"
+            time.sleep(0.2)
+        for iid, score in zip(ids, (1, 5), strict=True):
+            session.add(Review(interaction_id=iid, reviewer_id="r1", score=score))
+        session.commit()
+    engine.dispose()
+
+
 def test_rejected_and_failed_runs_leave_production_alone(
     demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path, tmp_path: Path
 ) -> None:
     assert demo.returncode == 0
-    rows = [line for line in SCENARIO.read_text().splitlines() if line.strip()][100:140]
+    lines = [line for line in SCENARIO.read_text().splitlines() if line.strip()]
+    rows = lines[100:140]
     seed = tmp_path / "seed.jsonl"
     seed.write_text("\n".join(rows) + "\n")
+    golden = tmp_path / "golden.jsonl"
+    held = [json.loads(line) for line in lines if json.loads(line)["heldout"]][:6]
+    labelled = [r | {"labels": ["price"] if i < 3 else []} for i, r in enumerate(held)]
+    golden.write_text("".join(json.dumps(r) + "\n" for r in labelled))
+    imported = cli(platform, runs, "golden", "import", "lumen", str(golden))
+    assert imported.returncode == 0 and "6 added" in imported.stdout, imported.stderr
+    ordered_by_reviewers(platform)
     rejected = retrain_lumen(
         platform,
         runs,
         seed,
         LORALOOP_RETRAIN_MIN_EXAMPLES="20",
-        LORALOOP_RETRAIN_EPOCHS="0.25",
+        LORALOOP_RETRAIN_MAX_EPOCHS="0.5",
+        LORALOOP_RETRAIN_MIN_STEPS="0",
         LORALOOP_RETRAIN_MARGIN="1.0",
+        LORALOOP_RETRAIN_METRICS='["rouge_l","token_f1","exact_match","judge"]',
+        LORALOOP_RETRAIN_SLICE_MIN_EXAMPLES="3",
     )
     assert rejected.returncode == 0, rejected.stderr[-3000:]
     assert "rejected" in rejected.stdout and "below the margin 1.0" in rejected.stdout
+    assert "gated on the golden set (6 items)" in rejected.stdout
+    run_id = re.search(r"report: \S+/lumen/(\S+)/report.html", rejected.stdout)
+    assert run_id, rejected.stdout
+    record = json.loads((runs / "lumen" / run_id[1] / "run.json").read_text())
+    assert [e["name"] for e in record["evaluations"]] == ["held_out", "golden"]
+    assert record["gate"]["eval_set"] == "golden" and record["golden"]["items"] == 6
+    golden_scores = record["evaluations"][1]
+    assert golden_scores["candidate"]["judge"] + golden_scores["production"]["judge"] == 1
+    slices = {(s["kind"], s["value"]): s for s in record["gate"]["slices"]}
+    assert slices[("label", "price")]["size"] == 3 and slices[("label", "price")]["counted"]
+    assert slices[("template", "support-desk")]["size"] == 6
+    agreement = record["judge"]["human_agreement"]
+    assert agreement["pairs"] == 1 and agreement["agreed"] + agreement["ties"] <= 1
+    assert record["judge"]["rubric"].startswith("judge-pairwise@")  # the synced template
+    assert record["train"]["plan"]["validation_examples"] == 8 and record["validation"]
+    page = (runs / "lumen" / run_id[1] / "report.html").read_text()
+    for words in ("Slices (rouge_l)", "LLM judge", "Agreement with reviewers", "golden (6 items)"):
+        assert words in page
 
     unknown = cli(platform, runs, "retrain", "run", "--alias", "nobody")
     assert unknown.returncode == 1
