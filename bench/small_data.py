@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=70)
     parser.add_argument("--scenarios", nargs="+", default=["support_desk", "city_services"])
     parser.add_argument("--configs", nargs="+", default=["defaults", "previous"])
+    parser.add_argument("--sizes", nargs="+", default=["small", "full"])
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir()
@@ -92,7 +93,8 @@ def main() -> None:
             small = random.Random(0).sample(train, args.small)
             base = heldout_rouge(evaluator, running.model, held)
             print(f"{scenario}: base model Rouge-L {base:.3f} on {len(held)} held-out questions")
-            for data_name, data in (("small", small), ("full", train)):
+            sizes = {"small": small, "full": train}
+            for data_name, data in ((n, sizes[n]) for n in args.sizes):
                 for config in args.configs:
                     name = f"{scenario}-{data_name}-{config}"
                     row = train_and_score(
@@ -121,6 +123,8 @@ def main() -> None:
                 for r in rows
                 if r["scenario"] == scenario and r["config"] == config
             }
+            if len(got) < 2:
+                continue
             ratio = got["small"] / got["full"] if got["full"] > 0 else float("nan")
             print(
                 f"| {scenario} | {config} | {got['small']:+.3f} | {got['full']:+.3f} "

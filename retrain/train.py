@@ -217,7 +217,7 @@ class Trainer:
             device=self.device,
             peak_memory_bytes=peak,
             resumed_from=resumed,
-            config={**s.model_dump(mode="json"), "examples": len(rows), "steps": step},
+            config={**s.model_dump(mode="json"), "examples": len(keyed), "steps": step},
             plan=plan,
             validation=list(stopping.curve),
             best_step=stopping.best_step if best is not None else step,
