@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from feedback.export import ExportFilters, reviewed_answer
-from feedback.models import GoldenItem, Interaction, Review
+from feedback.models import GoldenItem, Interaction
 from feedback.pii import Scrubber
+from feedback.stats import current_reviews
 
 
 class GoldenError(ValueError):
@@ -64,16 +65,7 @@ def pin(
     item = session.get(Interaction, interaction_id)
     if item is None:
         raise GoldenError(f"interaction {interaction_id} does not exist", 404)
-    reviews = list(
-        session.exec(
-            select(Review).where(
-                Review.interaction_id == interaction_id,
-                col(Review.id).not_in(
-                    select(Review.supersedes_id).where(col(Review.supersedes_id).is_not(None))
-                ),
-            )
-        )
-    )
+    reviews = current_reviews(session, interaction_id)
     if not reviews:
         raise GoldenError(f"interaction {interaction_id} has no review: review it before pinning")
     answer, _ = reviewed_answer(item, reviews, ExportFilters(min_score=min_score))

@@ -10,9 +10,12 @@ from feedback.models import Review, UserFeedback
 from feedback.protocol import ReviewerAgreement, ReviewStats
 
 
-def current_reviews(session: Session) -> list[Review]:
-    """Each reviewer's latest word on each item: superseded reviews are left out."""
-    reviews = list(session.exec(select(Review).order_by(col(Review.id))))
+def current_reviews(session: Session, interaction_id: str | None = None) -> list[Review]:
+    """Each reviewer's latest word on each item (or on one): superseded reviews are left out."""
+    query = select(Review).order_by(col(Review.id))
+    if interaction_id is not None:
+        query = query.where(Review.interaction_id == interaction_id)
+    reviews = list(session.exec(query))
     superseded = {r.supersedes_id for r in reviews if r.supersedes_id is not None}
     return [r for r in reviews if r.id not in superseded]
 
