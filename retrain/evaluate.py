@@ -28,13 +28,11 @@ class Evaluator:
     def __init__(
         self,
         engine_url: str,
-        metrics: Sequence[str],
         max_tokens: int = 128,
         concurrency: int = 16,
         timeout_s: float = 300,
     ) -> None:
         self.engine_url = engine_url.rstrip("/")
-        self.metrics = list(metrics)
         self.max_tokens = max_tokens
         self.concurrency = concurrency
         self.timeout_s = timeout_s

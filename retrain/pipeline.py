@@ -122,9 +122,7 @@ class Retrainer:
         self.engine_url = engine_url
         self.templates_dir = templates_dir
         self.pii_patterns = pii_patterns
-        self.evaluator = Evaluator(
-            engine_url, settings.metrics, settings.eval_max_tokens, settings.eval_concurrency
-        )
+        self.evaluator = Evaluator(engine_url, settings.eval_max_tokens, settings.eval_concurrency)
         self.tracker = tracker or Tracker(settings.mlflow_uri, settings.runs_dir / "mlflow")
 
     def baseline(self, alias: str, new: bool) -> tuple[str, int | None]:
