@@ -1,19 +1,28 @@
 """Server-rendered pages: the reviewers' queue (/review) and the ops view (/ops).
 
 Plain HTML forms and a few lines of inline JavaScript for keyboard shortcuts: no
-front-end build step. Reviewers sign in with their key, kept in an HttpOnly cookie and
-checked by the same authenticator the API uses (handed in by the app factory).
+front-end build step. Reviewers sign in with their key, kept in an HttpOnly, SameSite
+cookie and checked by the same authenticator the API uses (the app factory hands in
+`signed_in`). Every form post carries a CSRF token that must match a cookie of its own
+(double submit) and, when the browser says where it comes from, the page's own origin:
+a form on another site cannot act for a signed-in reviewer. Everything shown is
+escaped by Jinja's autoescape; nothing is marked safe.
 """
 
+import hmac
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, col, func, select
 
+from feedback.api import get_session
 from feedback.charts import build_charts
 from feedback.drift.store import list_reports, report_html
 from feedback.models import Interaction, Review
@@ -22,62 +31,96 @@ from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
 from feedback.stats import current_rating
 
-COOKIE, SINCE = "loraloop_key", "loraloop_since"
+COOKIE, SINCE, CSRF = "loraloop_key", "loraloop_since", "loraloop_csrf"
 templates = Jinja2Templates(directory=Path(__file__).parent / "web")
+Access = Callable[..., Any]
 
 
-def build_pages(settings: FeedbackSettings, new_versions: Any = set) -> APIRouter:
+def csrf_token(request: Request) -> str:
+    """The browser's CSRF token: its cookie's value, or a new one the response sets."""
+    token = request.cookies.get(CSRF) or getattr(request.state, "new_csrf", None)
+    if not token:
+        token = request.state.new_csrf = secrets.token_urlsafe(24)
+    return token
+
+
+def same_site_form(request: Request, token: str) -> bool:
+    """The form's token matches the browser's cookie, and its origin (when sent) is ours."""
+    cookie = request.cookies.get(CSRF, "")
+    if not cookie or not hmac.compare_digest(cookie, token):
+        return False
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    return True
+
+
+def build_pages(
+    settings: FeedbackSettings,
+    new_versions: Callable[[], set[tuple[str, int]]],
+    signed_in: Callable[[str, str], Access],
+    public: Callable[[], Access],
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    Viewer = Annotated[Any, Depends(signed_in("reviewer", COOKIE))]
+    DB = Annotated[Session, Depends(get_session)]
+    Public = [Depends(public())]
 
-    async def principal(request: Request) -> Any | None:
-        key = request.cookies.get(COOKIE)
-        try:
-            found = await request.app.state.auth.authenticate(f"Bearer {key}" if key else None)
-        except Exception:  # the authenticator's own 401: not signed in
-            return None
-        return found if found.role in ("reviewer", "admin") else None
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context["csrf"] = csrf_token(request)
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        if getattr(request.state, "new_csrf", None):
+            response.set_cookie(CSRF, request.state.new_csrf, httponly=True, samesite="strict")
+        return response
 
-    def render(request: Request, name: str, **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, context)
+    def sign_in(request: Request, message: str | None = None) -> HTMLResponse:
+        """The sign-in form, with 401: the page needs a reviewer key."""
+        return render(request, "login.html", 401, message=message, error=False)
+
+    def refused(request: Request) -> HTMLResponse:
+        message = "This form came from another site or an old page: reload and try again."
+        return render(request, "login.html", 403, message=message, error=True)
 
     def back(message: str | None = None) -> RedirectResponse:
-        url = "/review" + (f"?message={message}" if message else "")
+        url = "/review" + (f"?message={quote(message)}" if message else "")
         return RedirectResponse(url, status_code=303)
 
     @router.get("/review", response_class=HTMLResponse)
-    async def review_page(request: Request, message: str | None = None) -> Response:
-        who = await principal(request)
+    def review_page(
+        request: Request, who: Viewer, session: DB, message: str | None = None
+    ) -> Response:
         if who is None:
-            return render(request, "login.html", message=message, error=bool(message))
+            error = message is not None
+            return render(request, "login.html", 401, message=message, error=error)
         reviewer = who.key_id or "local"
         since = datetime.fromisoformat(request.cookies.get(SINCE) or datetime.now(UTC).isoformat())
-        with Session(request.app.state.db) as session:
-            found = ReviewQueue(settings, new_versions()).next(session, reviewer)
-            done = session.exec(
-                select(func.count())
-                .select_from(Review)
-                .where(Review.reviewer_id == reviewer, col(Review.created_at) >= since)
-            ).one()
-            item = rating = None
-            if found is not None:
-                interaction, lease = found
-                fb = current_rating(session, interaction.id)
-                rating = fb and (
-                    ("thumbs down" if fb.rating < 0 else "thumbs up")
-                    if fb.scale == "thumbs"
-                    else f"{fb.rating}/5"
-                )
-                item = {
-                    "interaction_id": interaction.id,
-                    "lease_expires_at": lease.expires_at,
-                    "messages": interaction.conversation,
-                    "response_text": interaction.response_text,
-                    "template": interaction.template,
-                    "template_version": interaction.template_version,
-                    "alias": interaction.alias,
-                    "adapter_version": interaction.adapter_version,
-                    "labels": settings.review_labels,
-                }
+        found = ReviewQueue(settings, new_versions()).next(session, reviewer)
+        done = session.exec(
+            select(func.count())
+            .select_from(Review)
+            .where(Review.reviewer_id == reviewer, col(Review.created_at) >= since)
+        ).one()
+        item = rating = None
+        if found is not None:
+            interaction, lease = found
+            fb = current_rating(session, interaction.id)
+            rating = fb and {
+                "text": ("thumbs down" if fb.rating < 0 else "thumbs up")
+                if fb.scale == "thumbs"
+                else f"{fb.rating}/5",
+                "comment": fb.comment,
+            }
+            item = {
+                "interaction_id": interaction.id,
+                "lease_expires_at": lease.expires_at,
+                "messages": interaction.conversation,
+                "response_text": interaction.response_text,
+                "template": interaction.template,
+                "template_version": interaction.template_version,
+                "alias": interaction.alias,
+                "adapter_version": interaction.adapter_version,
+                "labels": settings.review_labels,
+            }
         return render(
             request,
             "review.html",
@@ -88,11 +131,12 @@ def build_pages(settings: FeedbackSettings, new_versions: Any = set) -> APIRoute
             message=message,
         )
 
-    @router.post("/review/login")
-    async def login(request: Request, key: str = Form(...)) -> Response:
-        auth = request.app.state.auth
+    @router.post("/review/login", dependencies=Public)
+    async def login(request: Request, key: str = Form(...), csrf: str = Form("")) -> Response:
+        if not same_site_form(request, csrf):
+            return refused(request)
         try:
-            found = await auth.authenticate(f"Bearer {key}")
+            found = await request.app.state.auth.authenticate(f"Bearer {key}")
         except Exception:
             return back("That key is not valid.")
         if found.key_id is None or found.role not in ("reviewer", "admin"):
@@ -102,66 +146,73 @@ def build_pages(settings: FeedbackSettings, new_versions: Any = set) -> APIRoute
         response.set_cookie(SINCE, datetime.now(UTC).isoformat(), httponly=True, samesite="strict")
         return response
 
-    @router.post("/review/logout")
-    async def logout() -> Response:
+    @router.post("/review/logout", dependencies=Public)
+    def logout(request: Request, csrf: str = Form("")) -> Response:
+        if not same_site_form(request, csrf):
+            return refused(request)
         response = back()
         response.delete_cookie(COOKIE)
         response.delete_cookie(SINCE)
         return response
 
     @router.post("/review/submit")
-    async def submit(
+    def submit(
         request: Request,
-        interaction_id: str = Form(...),
-        score: int = Form(...),
+        who: Viewer,
+        session: DB,
+        interaction_id: str = Form(..., max_length=64),
+        score: int = Form(..., ge=1, le=5),
         labels: list[str] | None = Form(None),
-        correction: str = Form(""),
-        note: str = Form(""),
+        correction: str = Form("", max_length=100_000),
+        note: str = Form("", max_length=10_000),
+        csrf: str = Form(""),
     ) -> Response:
-        who = await principal(request)
         if who is None:
-            return back("Sign in first.")
+            return sign_in(request, "Sign in first.")
+        if not same_site_form(request, csrf):
+            return refused(request)
         reviewer = who.key_id or "local"
-        with Session(request.app.state.db) as session:
-            item = session.get(Interaction, interaction_id)
-            original = (item.response_text or "") if item else ""
-            fixed = correction.strip()
-            review = Review(
-                interaction_id=interaction_id,
-                reviewer_id=reviewer,
-                score=score,
-                labels=labels or [],
-                note=note.strip() or None,
-                correction=fixed if fixed and fixed != original.strip() else None,
-            )
-            try:
-                ReviewQueue(settings, set()).submit(session, reviewer, review)
-            except QueueError as exc:
-                return back(str(exc))
+        item = session.get(Interaction, interaction_id)
+        original = (item.response_text or "") if item else ""
+        fixed = correction.strip()
+        review = Review(
+            interaction_id=interaction_id,
+            reviewer_id=reviewer,
+            score=score,
+            labels=labels or [],
+            note=note.strip() or None,
+            correction=fixed if fixed and fixed != original.strip() else None,
+        )
+        try:
+            ReviewQueue(settings, set()).submit(session, reviewer, review)
+        except QueueError as exc:
+            return back(str(exc))
         return back("Saved.")
 
     @router.post("/review/skip")
-    async def skip(request: Request, interaction_id: str = Form(...)) -> Response:
-        who = await principal(request)
+    def skip(
+        request: Request,
+        who: Viewer,
+        session: DB,
+        interaction_id: str = Form(..., max_length=64),
+        csrf: str = Form(""),
+    ) -> Response:
         if who is None:
-            return back("Sign in first.")
-        with Session(request.app.state.db) as session:
-            try:
-                ReviewQueue(settings, set()).skip(session, who.key_id or "local", interaction_id)
-            except QueueError as exc:
-                return back(str(exc))
+            return sign_in(request, "Sign in first.")
+        if not same_site_form(request, csrf):
+            return refused(request)
+        try:
+            ReviewQueue(settings, set()).skip(session, who.key_id or "local", interaction_id)
+        except QueueError as exc:
+            return back(str(exc))
         return back("Skipped.")
 
     @router.get("/ops", response_class=HTMLResponse)
-    async def ops_page(request: Request, window: Window = "hour") -> Response:
-        who = await principal(request)
+    def ops_page(request: Request, who: Viewer, session: DB, window: Window = "hour") -> Response:
         if who is None:
-            return render(
-                request, "login.html", message="Sign in to see the ops view.", error=False
-            )
-        with Session(request.app.state.db) as session:
-            stats = ops_stats(session, window)
-            drift = list_reports(session, limit=20)
+            return sign_in(request, "Sign in to see the ops view.")
+        stats = ops_stats(session, window)
+        drift = list_reports(session, limit=20)
         charts, series, size = build_charts(stats)
         return render(
             request,
@@ -175,12 +226,11 @@ def build_pages(settings: FeedbackSettings, new_versions: Any = set) -> APIRoute
         )
 
     @router.get("/ops/drift/{report_id}", response_class=HTMLResponse)
-    async def drift_page(request: Request, report_id: int) -> Response:
+    def drift_page(request: Request, who: Viewer, session: DB, report_id: int) -> Response:
         """Evidently's report page, for a signed-in browser (the API wants a header)."""
-        if await principal(request) is None:
-            return render(request, "login.html", message="Sign in to see reports.", error=False)
-        with Session(request.app.state.db) as session:
-            html = report_html(session, report_id)
+        if who is None:
+            return sign_in(request, "Sign in to see reports.")
+        html = report_html(session, report_id)
         if html is None:
             return HTMLResponse(f"drift report {report_id} has no page", status_code=404)
         return HTMLResponse(html)

@@ -28,10 +28,11 @@ from loraloop.settings import Settings
 from loraloop.worker import DriftJobs, Worker
 from serve.adapters import AdapterRouter
 from serve.admin import router as admin_router
-from serve.auth import Authenticator, require
+from serve.auth import Authenticator, public, require, signed_in
 from serve.engine import EngineManager
 from serve.errors import install_error_handlers
 from serve.gateway import router as gateway_router
+from serve.keys import router as keys_router
 from serve.metrics import GatewayMetrics
 from serve.proxy import Proxy
 from serve.replicas import ReplicaPool
@@ -70,7 +71,9 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.db = create_db_engine(settings.db.url.get_secret_value(), settings.db.echo)
         s.sessions = SessionFactory(s.db)
         s.engine = manager
-        s.auth = Authenticator(s.db, open_access=unauthenticated)
+        s.auth = Authenticator(
+            s.db, open_access=unauthenticated, cache_ttl_s=settings.serve.reconcile_interval_s
+        )
         if unauthenticated:
             log.warning(
                 "API keys are not required: the gateway listens on loopback only "
@@ -158,12 +161,13 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
     app.include_router(platform_router)
     app.include_router(gateway_router)
     app.include_router(admin_router)
+    app.include_router(keys_router)
 
     def recent() -> set[tuple[str, int]]:
         return new_versions(app.state.router, settings.feedback.sample_new_version_days)
 
     app.include_router(feedback_router(require, settings.feedback, recent))
-    app.include_router(feedback_pages(settings.feedback, recent))
+    app.include_router(feedback_pages(settings.feedback, recent, signed_in, public))
 
     def run_drift(alias: str, template: str | None) -> DriftReport:
         return app.state.drift.run(alias, template, "manual")

@@ -5,13 +5,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.table import Table
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from loraloop.cli_support import CliError, console, friendly
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
-from serve.auth import ROLES, create_key
-from serve.tables import ApiKey
+from serve.auth import ROLES, create_key, list_keys, revoke_key
 
 adapters_app = typer.Typer(
     help="Adapter versions: register, promote, canary, rollback, list.", no_args_is_help=True
@@ -128,7 +127,7 @@ def keys_list() -> None:
     engine = create_db_engine(get_settings().db.url.get_secret_value())
     table = Table("id", "role", "name", "created", "revoked")
     with Session(engine) as session:
-        for key in session.exec(select(ApiKey).order_by(col(ApiKey.created_at))):
+        for key in list_keys(session):
             table.add_row(
                 key.id,
                 key.role,
@@ -145,11 +144,8 @@ def keys_list() -> None:
 def keys_revoke(key_id: str) -> None:
     engine = create_db_engine(get_settings().db.url.get_secret_value())
     with Session(engine) as session:
-        key = session.get(ApiKey, key_id)
-        if key is None:
-            raise CliError(f"no key with id {key_id}")
-        key.revoked = True
-        session.add(key)
-        session.commit()
+        key = revoke_key(session, key_id)
     engine.dispose()
+    if key is None:
+        raise CliError(f"no key with id {key_id}")
     console.print(f"revoked {key_id}")

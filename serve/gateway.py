@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from serve.adapters import AdapterRouter
-from serve.auth import Principal, require
+from serve.auth import Principal, public, require
 from serve.deps import get_proxy, get_router, get_session
 from serve.protocol import ModelCard, ModelList, TemplateCard, TemplateList
 from serve.proxy import Proxy
@@ -69,6 +69,6 @@ def templates(
     )
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(public())])
 def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")

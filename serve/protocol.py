@@ -116,3 +116,20 @@ class AliasOut(BaseModel):
     canary_version: int | None
     canary_share: float
     revision: int
+
+
+class KeyCreateRequest(BaseModel):
+    role: Literal["client", "reviewer", "admin"]
+    name: str | None = Field(default=None, max_length=128)
+
+
+class KeyOut(BaseModel):
+    id: str
+    role: str
+    name: str | None
+    created_at: Any
+    revoked: bool
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key in plain text: shown this once, stored as a hash.")

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlmodel import Session
 
+from serve.auth import public
 from serve.deps import get_engine, get_replicas, get_session
 from serve.engine import EngineManager
 from serve.protocol import HealthResponse
@@ -15,7 +16,7 @@ from serve.replicas import ReplicaPool
 router = APIRouter()
 
 
-@router.get("/health", response_model=HealthResponse)
+@router.get("/health", response_model=HealthResponse, dependencies=[Depends(public())])
 def health(
     engine: Annotated[EngineManager, Depends(get_engine)],
     replicas: Annotated[ReplicaPool, Depends(get_replicas)],

@@ -167,3 +167,59 @@ def test_ops_page_lists_drift_reports_and_opens_evidently(
     page.click(f"a[href='/ops/drift/{report.id}']")
     expect(page.get_by_text("prompt_chars").first).to_be_visible(timeout=30_000)
     shot(page, "drift-report.png")
+
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+
+
+def test_hostile_text_is_shown_as_text_and_cross_site_forms_are_refused(
+    browser: Browser, site: dict[str, str]
+) -> None:
+    engine = db.create_db_engine(site["db"])
+    with Session(engine) as session:
+        client = {"Authorization": f"Bearer {create_key(session, 'client', 'xss')}"}
+    with httpx.Client(base_url=site["base"], headers=client, timeout=30) as http:
+        r = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "base",
+                "template": "support-agent",
+                "variables": {"customer_name": XSS},
+                "messages": [{"role": "user", "content": XSS}],
+            },
+        )
+        iid = r.json()["interaction_id"]
+        feedback = {"interaction_id": iid, "rating": "down", "comment": XSS}
+        assert http.post("/v1/feedback", json=feedback).status_code == 200
+
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{site['base']}/review")
+    page.fill("#key", site["reviewer"])
+    page.click("button[type=submit]")
+    for _ in range(3):  # the queue's order is the sampler's: skip to the hostile item
+        if XSS in (page.locator("#conversation").text_content() or ""):
+            break
+        page.click("#skip")
+    expect(page.locator("#response")).to_contain_text("<script>window.__xss = 1</script>")
+    expect(page.locator("#user-comment")).to_have_text(XSS)
+    assert page.evaluate("window.__xss") is None and not dialogs, "a payload ran"
+    assert page.locator("#conversation script, #conversation img").count() == 0
+    shot(page, "review-hostile.png")
+
+    # Another site (localhost is not the same site as 127.0.0.1) posts a review form for
+    # the signed-in reviewer: the SameSite cookie stays home, and the form has no token.
+    attack = f"""<form id=f method=post action="{site["base"]}/review/submit">
+      <input name=interaction_id value="{iid}"><input name=score value=1></form>
+      <script>document.getElementById("f").submit()</script>"""
+    page.route(
+        "http://localhost:9/attack",
+        lambda route: route.fulfill(body=attack, content_type="text/html"),
+    )
+    with page.expect_response(f"{site['base']}/review/submit") as answer:
+        page.goto("http://localhost:9/attack")
+    assert answer.value.status in (401, 403)
+    with Session(engine) as session:
+        assert not session.exec(select(Review).where(Review.interaction_id == iid)).all()
+    engine.dispose()
