@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlmodel import Session, col, select
 
+from feedback.capture import CaptureWriter
 from feedback.export import ExportFilters, export_dataset
 from feedback.golden import GoldenError, describe, golden_hash, golden_items, pin, unpin
 from feedback.models import Interaction, Review, UserFeedback
@@ -35,6 +36,10 @@ def get_session(request: Request):  # type: ignore[no-untyped-def]
     yield from request.app.state.sessions()
 
 
+def get_capture(request: Request) -> CaptureWriter:
+    return request.app.state.capture  # type: ignore[no-any-return]
+
+
 def build_router(
     require: Callable[[str], Callable[..., Any]],
     settings: FeedbackSettings,
@@ -54,10 +59,28 @@ def build_router(
     @router.post(
         "/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(require("client"))]
     )
-    def feedback(body: FeedbackRequest, session: DB) -> FeedbackResponse:
-        """An end user's rating; a second one from the same end user replaces the first."""
+    def feedback(
+        body: FeedbackRequest,
+        session: DB,
+        capture: Annotated[CaptureWriter, Depends(get_capture)],
+    ) -> FeedbackResponse:
+        """An end user's rating; a second one from the same end user replaces the first.
+
+        A rating may come before its interaction reached the database (the capture queue
+        writes in batches): it waits for that write, and only if the database is not
+        answering says 503 with Retry-After; nothing is lost either way."""
         if session.get(Interaction, body.interaction_id) is None:
-            raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
+            queued = capture.pending(body.interaction_id)
+            session.rollback()  # a new snapshot: the writer may have just written it
+            if not queued and session.get(Interaction, body.interaction_id) is None:
+                raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
+            if queued and not capture.wait_written(body.interaction_id, settings.feedback_wait_s):
+                raise HTTPException(
+                    503,
+                    f"interaction {body.interaction_id} is still being captured (the database "
+                    "is not answering): send the rating again shortly",
+                    headers={"Retry-After": "2"},
+                )
         if isinstance(body.rating, str):
             rating, scale = (1 if body.rating == "up" else -1), "thumbs"
         elif 1 <= body.rating <= 5:

@@ -15,6 +15,9 @@ class FeedbackSettings(BaseSettings):
     capture_batch_size: int = Field(500, ge=1)
     capture_spool_path: Path = Path("data/capture-spool.jsonl")
     capture_retry_interval_s: float = Field(2.0, gt=0, description="Spool replay attempts.")
+    feedback_wait_s: float = Field(
+        5.0, ge=0, description="A rating for a still-queued interaction waits this long for it."
+    )
 
     review_labels: list[str] = Field(
         default_factory=lambda: ["wrong", "hallucination", "tone", "format", "unsafe"],

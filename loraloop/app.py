@@ -89,7 +89,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         )
         s.capture.start()
         s.metrics = GatewayMetrics()
-        s.metrics.watch_capture(lambda: s.capture.depth, lambda: s.capture.spooled)
+        s.metrics.watch_capture(s.capture)
         s.templates = TemplateStore()
         s.client = httpx.AsyncClient(
             timeout=httpx.Timeout(600, connect=10),

@@ -5,10 +5,13 @@ from collections.abc import Iterator
 from fastapi import Request
 from sqlmodel import Session
 
+from feedback.api import get_capture
 from serve.adapters import AdapterRouter
 from serve.engine import EngineManager
 from serve.proxy import Proxy
 from serve.replicas import ReplicaPool
+
+__all__ = ["get_capture", "get_engine", "get_proxy", "get_replicas", "get_router", "get_session"]
 
 
 def get_engine(request: Request) -> EngineManager:

@@ -3,6 +3,8 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve.protocol import ErrorBody, ErrorResponse
@@ -15,6 +17,7 @@ ERROR_TYPES = {
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    503: "service_unavailable",
 }
 
 
@@ -55,6 +58,18 @@ def install_error_handlers(app: FastAPI) -> None:
             400, f"{param}: {first['msg']}" if param else first["msg"], "invalid_request", param
         )
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        """The database not answering is an outage to retry through, not a defect."""
+        response = error_response(
+            503, "the database is not answering: retry shortly", "database_unavailable"
+        )
+        response.headers["Retry-After"] = "2"
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response

@@ -1,8 +1,8 @@
 """Prometheus metrics of one gateway, on a registry of its own (never the global one)."""
 
-from collections.abc import Callable
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from feedback.capture import CaptureWriter
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LABELS = ("endpoint", "alias", "adapter_version")
@@ -48,10 +48,26 @@ class GatewayMetrics:
         self.spooled = Gauge(
             "loraloop_capture_spooled_records", "Records in the spool file", registry=r
         )
+        self.quarantined = Gauge(
+            "loraloop_capture_quarantined_records",
+            "Records the database refused, moved to the quarantine file",
+            registry=r,
+        )
+        self.held = Gauge(
+            "loraloop_capture_held_records",
+            "Records held in memory: neither the database nor the spool took them",
+            registry=r,
+        )
+        self.dropped = Gauge(
+            "loraloop_capture_dropped_records", "Records lost: no database, no spool", registry=r
+        )
 
-    def watch_capture(self, depth: Callable[[], float], spooled: Callable[[], float]) -> None:
-        self.capture_queue.set_function(depth)
-        self.spooled.set_function(spooled)
+    def watch_capture(self, capture: CaptureWriter) -> None:
+        self.capture_queue.set_function(lambda: capture.depth)
+        self.spooled.set_function(lambda: capture.spooled)
+        self.quarantined.set_function(lambda: capture.quarantined)
+        self.held.set_function(lambda: capture.held)
+        self.dropped.set_function(lambda: capture.dropped)
 
     def replica_changed(self, url: str, healthy: bool) -> None:
         self.replica_up.labels(url).set(1 if healthy else 0)

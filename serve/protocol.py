@@ -77,6 +77,7 @@ class HealthResponse(BaseModel):
     engine: dict[str, Any]
     replicas: list[dict[str, Any]] = Field(default_factory=list)
     database: str
+    capture: dict[str, Any] = Field(default_factory=dict)
 
 
 class RegisterAdapterRequest(BaseModel):

@@ -114,12 +114,14 @@ def gateway_settings(
     in_gateway = bool(serve.pop("worker", False))
     return Settings(
         serve=ServeSettings(
-            port=free_port(),
-            adapter_store=tmp_path / "adapters",
-            templates_dir=REPO / "prompt_templates",
-            reconcile_interval_s=0.2,
-            drain_timeout_s=5,
-            **serve,
+            **{  # type: ignore[arg-type]
+                "port": free_port(),
+                "adapter_store": tmp_path / "adapters",
+                "templates_dir": REPO / "prompt_templates",
+                "reconcile_interval_s": 0.2,
+                "drain_timeout_s": 5,
+                **serve,
+            }
         ),
         engine=EngineSettings(
             entrypoint="tests.fake_engine",
@@ -131,9 +133,11 @@ def gateway_settings(
         model=ModelSettings(path=model_dir, name="base"),
         db=DatabaseSettings(url=db_url),
         feedback=FeedbackSettings(
-            capture_spool_path=tmp_path / "spool.jsonl",
-            capture_retry_interval_s=0.2,
-            **(feedback or {}),  # type: ignore[arg-type]
+            **{  # type: ignore[arg-type]
+                "capture_spool_path": tmp_path / "spool.jsonl",
+                "capture_retry_interval_s": 0.2,
+                **(feedback or {}),
+            }
         ),
         # The scheduler has its own tests; gateway tests start without it.
         worker=WorkerSettings(in_gateway=in_gateway),
