@@ -33,6 +33,7 @@ from serve.engine import EngineManager
 from serve.errors import install_error_handlers
 from serve.gateway import router as gateway_router
 from serve.keys import router as keys_router
+from serve.limits import BodyLimit, RequestLimits
 from serve.metrics import GatewayMetrics
 from serve.proxy import Proxy
 from serve.replicas import ReplicaPool
@@ -124,7 +125,13 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             s.db,
             s.capture,
             s.metrics,
-            settings.serve.max_body_bytes,
+            RequestLimits(
+                max_body_bytes=settings.serve.max_body_bytes,
+                max_json_depth=settings.serve.max_json_depth,
+                max_n=settings.serve.max_n,
+                max_tokens=settings.engine.max_model_len,
+                max_messages=settings.serve.max_messages,
+            ),
         )
         if settings.serve.start_engine and manager.state == "stopped":
             await asyncio.to_thread(manager.start)
@@ -158,6 +165,11 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
 
     app = FastAPI(title="loraloop", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.serve.max_body_bytes,
+        own_check=("/v1/chat/completions", "/v1/completions"),
+    )
     app.include_router(platform_router)
     app.include_router(gateway_router)
     app.include_router(admin_router)

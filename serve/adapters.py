@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -53,6 +54,7 @@ class AdapterRouter:
         replicas: ReplicaPool,
         base_model: str,
         drain_timeout_s: float = 300.0,
+        miss_refresh_s: float = 1.0,
     ) -> None:
         self.registry = registry
         self.db = db
@@ -60,6 +62,8 @@ class AdapterRouter:
         self.replicas = replicas
         self.base_model = base_model
         self.drain_timeout_s = drain_timeout_s
+        self.miss_refresh_s = miss_refresh_s
+        self._last_miss_refresh = -miss_refresh_s
         self.aliases: dict[str, Alias] = {}
         self.versions: dict[tuple[str, int], AdapterVersion] = {}
         self.loaded: dict[str, set[str]] = defaultdict(set)  # engine url -> engine names
@@ -94,7 +98,7 @@ class AdapterRouter:
             return Target(version.engine_name, name, version.version)
         alias = self.aliases.get(name)
         if alias is None:
-            await self.reconcile()
+            await self._refresh_on_miss()
             alias = self.aliases.get(name)
         if alias is None:
             raise RegistryError(f"the model '{model}' does not exist", 404, "model_not_found")
@@ -164,6 +168,16 @@ class AdapterRouter:
                 self.aliases[alias.name] = alias
             self.schedule_unload()
 
+    async def _refresh_on_miss(self) -> None:
+        """A name not in the cache may have just been registered on another gateway: read
+        the database again, but at most once per `miss_refresh_s`, so that a flood of
+        requests for unknown models does not cost the database a query each."""
+        now = time.monotonic()
+        if now - self._last_miss_refresh < self.miss_refresh_s:
+            return
+        self._last_miss_refresh = now
+        await self.reconcile()
+
     def engine_restarted(self, url: str) -> None:
         """An engine came back empty: forget what it had; referenced versions load again."""
         self.loaded[url].clear()
@@ -216,7 +230,7 @@ class AdapterRouter:
     async def _version(self, name: str, number: int) -> AdapterVersion:
         version = self.versions.get((name, number))
         if version is None:
-            await self.reconcile()
+            await self._refresh_on_miss()
             version = self.versions.get((name, number))
         if version is None:
             raise RegistryError(

@@ -26,6 +26,7 @@ from feedback.capture import CaptureWriter
 from feedback.models import new_id
 from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
 from serve.errors import APIError, error_response
+from serve.limits import RequestLimits, check_inference, parse_json, read_body
 from serve.metrics import GatewayMetrics
 from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.registry import RegistryError
@@ -53,7 +54,7 @@ class Proxy:
         db: Engine,
         capture: CaptureWriter,
         metrics: GatewayMetrics,
-        max_body_bytes: int,
+        limits: RequestLimits,
     ) -> None:
         self.router = router
         self.replicas = replicas
@@ -62,7 +63,7 @@ class Proxy:
         self.db = db
         self.capture = capture
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
@@ -138,17 +139,9 @@ class Proxy:
     async def _prepare(
         self, request: Request, endpoint: str, record: dict[str, Any]
     ) -> tuple[dict[str, Any], Target]:
-        size = int(request.headers.get("content-length") or 0)
-        if size > self.max_body_bytes:
-            raise APIError(413, f"request body of {size} bytes exceeds {self.max_body_bytes}")
-        raw = await request.body()
-        if len(raw) > self.max_body_bytes:
-            raise APIError(413, f"request body exceeds {self.max_body_bytes} bytes")
+        raw = await read_body(request, self.limits.max_body_bytes)
         record["request"] = {"raw": raw[:10_000].decode(errors="replace")}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+        body = parse_json(raw, self.limits)
         if not isinstance(body, dict):
             raise APIError(400, "the request body must be a JSON object")
         record["request"] = body
@@ -159,6 +152,7 @@ class Proxy:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"])
             raise APIError(400, f"{param}: {first['msg']}", "invalid_request", param) from None
+        check_inference(body, endpoint, self.limits)
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:

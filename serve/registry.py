@@ -37,11 +37,31 @@ class AdapterFiles:
     content_hash: str
 
 
+UNSAFE_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # pickle: runs code
+
+
 def inspect_adapter(path: Path, store: Path, max_rank: int) -> AdapterFiles:
-    """Check an adapter directory before it is registered; refuse what vLLM cannot serve."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(store.resolve()):
+    """Check an adapter directory before it is registered; refuse what vLLM cannot serve
+    and what it should not load: a path (or a symlink in it) leading out of the store,
+    pickled weights (loading them runs code; safetensors only), a config that is not one."""
+    try:
+        resolved = path.resolve()
+        root = store.resolve()
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"adapter path {str(path)[:200]!r} is not usable: {exc}") from None
+    if not resolved.is_relative_to(root) or resolved == root:
         raise RegistryError(f"adapter path {path} is outside the adapter store {store}")
+    if not resolved.is_dir():
+        raise RegistryError(f"{path} is not a peft adapter: not a directory")
+    files = sorted(resolved.rglob("*"))
+    for file in files:
+        if not file.resolve().is_relative_to(root):
+            raise RegistryError(f"{file.relative_to(resolved)} in {path} links out of the store")
+        if file.suffix.lower() in UNSAFE_WEIGHTS:
+            raise RegistryError(
+                f"{file.name} in {path} is a pickle file, which runs code when loaded: "
+                "save the adapter with safetensors (peft's default)"
+            )
     config_path = resolved / "adapter_config.json"
     try:
         config = json.loads(config_path.read_text())
@@ -49,24 +69,29 @@ def inspect_adapter(path: Path, store: Path, max_rank: int) -> AdapterFiles:
         raise RegistryError(
             f"{path} is not a peft adapter: no readable adapter_config.json"
         ) from None
-    weights = sorted(resolved.glob("adapter_model.*"))
-    if not weights:
+    if not isinstance(config, dict):
+        raise RegistryError(f"{path}: adapter_config.json is not a JSON object")
+    weights = resolved / "adapter_model.safetensors"
+    if not weights.is_file():
         raise RegistryError(f"{path} is not a peft adapter: no adapter_model.safetensors")
     if config.get("modules_to_save"):
         raise RegistryError(
             f"adapter {path} has modules_to_save {config['modules_to_save']}, which vLLM "
             "cannot serve: train it without modules_to_save"
         )
-    rank = int(config.get("r", 0))
+    rank = config.get("r", 0)
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise RegistryError(f"adapter {path}: rank r must be a positive integer, got {rank!r}")
     if rank > max_rank:
         raise RegistryError(
             f"adapter rank {rank} exceeds the engine's max_lora_rank {max_rank} "
             "(LORALOOP_ENGINE_MAX_LORA_RANK)"
         )
+    base = config.get("base_model_name_or_path")
     digest = hashlib.sha256()
-    for file in [config_path, *weights]:
+    for file in (config_path, weights):
         digest.update(file.read_bytes())
-    return AdapterFiles(resolved, config.get("base_model_name_or_path"), rank, digest.hexdigest())
+    return AdapterFiles(resolved, base if isinstance(base, str) else None, rank, digest.hexdigest())
 
 
 class Registry:

@@ -76,7 +76,10 @@ class ServeSettings(BaseSettings):
     require_keys: bool | None = Field(
         None, description="None: keys required unless the gateway listens on loopback."
     )
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger bodies get 413.")
+    max_json_depth: int = Field(32, ge=4, description="Deeper-nested JSON bodies get 400.")
+    max_n: int = Field(16, ge=1, description="Most choices (n, best_of) one request may ask.")
+    max_messages: int = Field(512, ge=1, description="Most messages in one chat request.")
     adapter_store: Path = Field(Path("data/adapters"), description="Adapters must live here.")
     templates_dir: Path = Path("prompt_templates")
     reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")

@@ -106,6 +106,21 @@ def test_canary_share_splits_traffic(gateway: TestClient, store: Path) -> None:
     assert served[1] + served[2] == 200
 
 
+def pickled(store: Path) -> Path:
+    """peft's legacy format: torch.save, a pickle that runs code when loaded."""
+    path = make_adapter_dir(store, "pickled")
+    (path / "adapter_model.safetensors").rename(path / "adapter_model.bin")
+    return path
+
+
+def linked_out(store: Path, outside: Path) -> Path:
+    """An adapter directory inside the store whose weights are a symlink out of it."""
+    path = make_adapter_dir(store, "linked")
+    (path / "adapter_model.safetensors").unlink()
+    (path / "adapter_model.safetensors").symlink_to(outside / "adapter_model.safetensors")
+    return path
+
+
 def test_register_refuses_bad_adapters(gateway: TestClient, store: Path, tmp_path: Path) -> None:
     outside = make_adapter_dir(tmp_path / "elsewhere", "x")
     cases = [
@@ -114,6 +129,13 @@ def test_register_refuses_bad_adapters(gateway: TestClient, store: Path, tmp_pat
         (make_adapter_dir(store, "other", base="/models/OtherModel-7B"), "OtherModel-7B"),
         (make_adapter_dir(store, "mts", modules_to_save=["lm_head"]), "modules_to_save"),
         (store / "missing", "not a peft adapter"),
+        (store / ".." / "elsewhere" / "x", "outside the adapter store"),
+        ("/etc", "outside the adapter store"),
+        (store, "outside the adapter store"),
+        ("bad\x00path", "not usable"),
+        (pickled(store), "pickle file"),
+        (linked_out(store, outside), "links out of the store"),
+        (make_adapter_dir(store, "rank", rank="sixteen"), "rank r must be a positive integer"),
     ]
     for path, fragment in cases:
         response = register(gateway, "support", path)
