@@ -270,44 +270,70 @@ class Proxy:
         started: float,
     ) -> AsyncIterator[bytes]:
         parts: list[str] = []
+        finished = False
         try:
             async for raw_line in upstream.content:
-                line = raw_line.decode().rstrip("\r\n")
+                line = raw_line.decode(errors="replace").rstrip("\r\n")
                 if not line.startswith("data: "):
                     continue
                 data = line[6:]
                 if data == "[DONE]":
+                    finished = True
                     yield b"data: [DONE]\n\n"
                     continue
                 chunk = json.loads(data)
                 chunk["model"] = record["requested_model"]
                 chunk["interaction_id"] = record["id"]
-                for choice in chunk.get("choices") or []:
-                    text = (
-                        (choice.get("delta") or {}).get("content")
-                        if endpoint == "chat"
-                        else choice.get("text")
-                    )
-                    if text:
-                        if "ttft_ms" not in record:
-                            record["ttft_ms"] = (time.perf_counter() - started) * 1000
-                        parts.append(text)
-                    if choice.get("finish_reason"):
-                        record["finish_reason"] = choice["finish_reason"]
-                if usage := chunk.get("usage"):
-                    record.update(
-                        prompt_tokens=usage.get("prompt_tokens"),
-                        completion_tokens=usage.get("completion_tokens"),
-                    )
+                self._note_chunk(chunk, endpoint, record, parts, started)
                 yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
+            if not finished:
+                raise aiohttp.ClientPayloadError("the engine closed the stream before [DONE]")
+        except (aiohttp.ClientError, ValueError) as exc:
+            # The engine failed mid-stream: the client gets an error event it can parse
+            # (as vLLM and OpenAI send them), not a connection cut off mid-chunk.
+            upstream.close()
+            message = "the engine failed while streaming; the answer is incomplete"
+            record.update(status_code=502, error=f"{message}: {exc!r}")
+            body = error_response(502, message, "engine_error").body
+            yield b"data: " + bytes(body) + b"\n\ndata: [DONE]\n\n"
         except BaseException as exc:
-            record.update(status_code=499, error=f"stream interrupted: {exc!r}")
+            # The client went away (the server cancels this generator): closing the
+            # connection makes the engine abort the request instead of finishing it.
+            upstream.close()
+            record.update(status_code=499, error=f"client disconnected mid-stream ({exc!r})")
             raise
         finally:
             upstream.release()
             self.router.release(target, url)
             record["response_text"] = "".join(parts)
             self._finish(record, started)
+
+    @staticmethod
+    def _note_chunk(
+        chunk: dict[str, Any],
+        endpoint: str,
+        record: dict[str, Any],
+        parts: list[str],
+        started: float,
+    ) -> None:
+        """What a streamed chunk adds to the capture record: text, first-token time, usage."""
+        for choice in chunk.get("choices") or []:
+            text = (
+                (choice.get("delta") or {}).get("content")
+                if endpoint == "chat"
+                else choice.get("text")
+            )
+            if text:
+                if "ttft_ms" not in record:
+                    record["ttft_ms"] = (time.perf_counter() - started) * 1000
+                parts.append(text)
+            if choice.get("finish_reason"):
+                record["finish_reason"] = choice["finish_reason"]
+        if usage := chunk.get("usage"):
+            record.update(
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
+            )
 
     def _engine_error(self, status: int, data: Any, record: dict[str, Any]) -> Response:
         """vLLM's own 4xx (e.g. max_tokens beyond the context) passed on as OpenAI errors."""

@@ -6,7 +6,9 @@ completions (streamed or not), and runtime LoRA load/unload. Answers name the mo
 that produced them (`[name] ...`) so tests can see where a request went.
 FAKE_ENGINE_MODE picks a failure: `crash` exits at start after logging why, `hang`
 never becomes healthy, `refuse-lora` answers but refuses to load any adapter.
-FAKE_ENGINE_DELAY_S slows every completion down.
+FAKE_ENGINE_DELAY_S slows every completion down, FAKE_ENGINE_CHUNK_DELAY_S every streamed
+chunk. GET /fake/stats counts streams that completed and streams the client aborted
+(the connection closed under a write), as vLLM aborts a request whose client went away.
 """
 
 import argparse
@@ -31,6 +33,8 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
     delay = float(os.environ.get("FAKE_ENGINE_DELAY_S", "0"))
+    chunk_delay = float(os.environ.get("FAKE_ENGINE_CHUNK_DELAY_S", "0"))
+    stats = {"completed": 0, "aborted": 0}
     print(f"fake engine: model={args.model} mode={mode}", flush=True)
     if mode == "crash":
         print("RuntimeError: fake engine could not load the model", flush=True)
@@ -46,6 +50,8 @@ def main() -> None:
         def do_GET(self) -> None:
             if self.path == "/health":
                 self._send(200, {})
+            elif self.path == "/fake/stats":
+                self._send(200, stats)
             elif self.path == "/v1/models":
                 ids = [base, *adapters]
                 self._send(200, {"object": "list", "data": [{"id": i} for i in ids]})
@@ -113,10 +119,26 @@ def main() -> None:
                         "usage": usage,
                     },
                 )
+            try:
+                self._stream(body, chat, kind, model, words, usage)
+                stats["completed"] += 1
+            except (BrokenPipeError, ConnectionResetError):
+                stats["aborted"] += 1
+
+        def _stream(
+            self,
+            body: dict[str, Any],
+            chat: bool,
+            kind: str,
+            model: str,
+            words: list[str],
+            usage: dict[str, int],
+        ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             for i, word in enumerate(words):
+                time.sleep(chunk_delay)
                 piece = word if i == 0 else f" {word}"
                 choice = {
                     "index": 0,
@@ -130,6 +152,7 @@ def main() -> None:
                     "choices": [choice],
                 }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
             if (body.get("stream_options") or {}).get("include_usage"):
                 chunk = {
                     "id": "cmpl-1",
