@@ -35,6 +35,7 @@ from serve.gateway import router as gateway_router
 from serve.keys import router as keys_router
 from serve.limits import BodyLimit, RequestLimits
 from serve.metrics import GatewayMetrics
+from serve.protocol import ErrorResponse
 from serve.proxy import Proxy
 from serve.replicas import ReplicaPool
 from serve.routes import router as platform_router
@@ -91,7 +92,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.capture.start()
         s.metrics = GatewayMetrics()
         s.metrics.watch_capture(s.capture)
-        s.templates = TemplateStore()
+        s.templates = TemplateStore(ttl_s=settings.serve.reconcile_interval_s)
         s.client = httpx.AsyncClient(
             timeout=httpx.Timeout(600, connect=10),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
@@ -163,7 +164,13 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             await asyncio.to_thread(s.capture.close)
             s.db.dispose()
 
-    app = FastAPI(title="loraloop", version="0.1.0", lifespan=lifespan)
+    errors = {"model": ErrorResponse, "description": "An OpenAI-style error object"}
+    app = FastAPI(
+        title="loraloop",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses={"4XX": errors, "5XX": errors},
+    )
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit,

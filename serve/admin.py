@@ -1,7 +1,13 @@
-"""Admin API: register adapter versions, promote, canary, roll back, list."""
+"""Admin API: register adapter versions, promote, canary, roll back, list.
 
+The endpoints are async (they await engines); every database call in them runs in a
+worker thread, so the event loop that serves inference never waits on the database.
+"""
+
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends
 from sqlmodel import Session
@@ -23,6 +29,7 @@ from serve.tables import AdapterVersion, Alias
 router = APIRouter(prefix="/admin", dependencies=[Depends(require("admin"))])
 Adapters = Annotated[AdapterRouter, Depends(get_router)]
 DB = Annotated[Session, Depends(get_session)]
+T = TypeVar("T")
 
 
 def _status(version: AdapterVersion, aliases: dict[str, Alias]) -> str:
@@ -54,15 +61,18 @@ async def register(
     if not path.is_absolute():
         path = adapters.registry.store / path
     try:
-        version = adapters.registry.register(
+        version = await asyncio.to_thread(
+            _detached,
             session,
-            body.name,
-            path,
-            base_model=body.base_model,
-            metrics=body.metrics,
-            lineage=body.lineage,
+            lambda: adapters.registry.register(
+                session,
+                body.name,
+                path,
+                base_model=body.base_model,
+                metrics=body.metrics,
+                lineage=body.lineage,
+            ),
         )
-        session.expunge(version)
         await adapters.load_everywhere(version)
     except RegistryError as exc:
         raise APIError(exc.status, str(exc), exc.code, "path") from None
@@ -97,7 +107,7 @@ async def canary(name: str, body: CanaryRequest, adapters: Adapters, session: DB
 
 @router.post("/aliases/{name}/rollback", response_model=AliasOut)
 async def rollback(name: str, adapters: Adapters, session: DB) -> Alias:
-    alias = adapters.registry.alias(session, name)
+    alias = await asyncio.to_thread(adapters.registry.alias, session, name)
     target = alias.previous_version if alias is not None else None
     return await _change(
         adapters, session, name, target, lambda: adapters.registry.rollback(session, name)
@@ -110,13 +120,28 @@ async def list_aliases(adapters: Adapters) -> list[Alias]:
     return sorted(adapters.aliases.values(), key=lambda a: a.name)
 
 
-async def _change(adapters, session, name, number, change):  # type: ignore[no-untyped-def]
+def _detached(session: Session, read: Callable[[], T]) -> T:
+    """Run a registry call and detach its row, so it can be used after the session."""
+    row = read()
+    session.expunge(row)
+    return row
+
+
+async def _change(
+    adapters: AdapterRouter,
+    session: Session,
+    name: str,
+    number: int | None,
+    change: Callable[[], Alias],
+) -> Alias:
+    """Load the target version everywhere first; switch only when every engine has it."""
     try:
         if number is not None:
-            version = adapters.registry.version(session, name, number)
-            session.expunge(version)
+            version = await asyncio.to_thread(
+                _detached, session, lambda: adapters.registry.version(session, name, number)
+            )
             await adapters.load_everywhere(version)
-        alias = change()
+        alias = await asyncio.to_thread(change)
     except RegistryError as exc:
         raise APIError(exc.status, str(exc), exc.code) from None
     except EngineLoadError as exc:

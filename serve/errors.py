@@ -3,7 +3,7 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -67,6 +67,15 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         response.headers["Retry-After"] = "2"
         return response
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(_: Request, exc: Exception) -> JSONResponse:
+        """A number or text the database cannot hold (beyond 64 bits, longer than its
+        column): the request's fault, said as such, whichever route it reached."""
+        return error_response(
+            400, "a value in the request is out of range for what it names", "out_of_range"
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

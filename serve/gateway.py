@@ -1,15 +1,23 @@
 """The OpenAI-compatible inference API: completions, models, templates, metrics."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from serve.adapters import AdapterRouter
 from serve.auth import Principal, public, require
 from serve.deps import get_proxy, get_router, get_session
-from serve.protocol import ModelCard, ModelList, TemplateCard, TemplateList
+from serve.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+    TemplateCard,
+    TemplateList,
+)
 from serve.proxy import Proxy
 
 router = APIRouter()
@@ -17,12 +25,24 @@ Client = Annotated[Principal, Depends(require("client"))]
 Inference = Annotated[Proxy, Depends(get_proxy)]
 
 
-@router.post("/v1/chat/completions")
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body in the OpenAPI schema: the proxy reads it itself (to capture even
+    a body that does not parse), so FastAPI does not declare it."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+@router.post("/v1/chat/completions", openapi_extra=_body(ChatCompletionRequest))
 async def chat_completions(request: Request, _: Client, proxy: Inference) -> Response:
+    """OpenAI's chat completions, streamed or not; `template` and `variables` are loraloop's."""
     return await proxy.handle(request, "chat")
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", openapi_extra=_body(CompletionRequest))
 async def completions(request: Request, _: Client, proxy: Inference) -> Response:
     return await proxy.handle(request, "completions")
 

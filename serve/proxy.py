@@ -20,7 +20,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
@@ -156,7 +155,7 @@ class Proxy:
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
-            default_alias = self._apply_template(req, payload, record)
+            default_alias = await self._apply_template(req, payload, record)
             model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
@@ -177,15 +176,14 @@ class Proxy:
         payload["model"] = target.engine_model
         return payload, target
 
-    def _apply_template(
+    async def _apply_template(
         self, req: TemplateFields, payload: dict[str, Any], record: dict[str, Any]
     ) -> str | None:
         """Render the template into the payload; return its default alias."""
         if not isinstance(req, ChatCompletionRequest):
             raise APIError(400, "templates apply to /v1/chat/completions", param="template")
         assert req.template is not None
-        with Session(self.db) as session:
-            found = self.templates.get(session, req.template, req.template_version)
+        found = await self.templates.lookup(self.db, req.template, req.template_version)
         if found is None:
             version = f" version {req.template_version}" if req.template_version else ""
             raise APIError(

@@ -8,8 +8,10 @@ versions stay addressable with `template_version`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +19,7 @@ import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from serve.tables import PromptTemplateVersion
@@ -68,6 +71,9 @@ class TemplateSpec(BaseModel):
     sampling: dict[str, Any] = Field(default_factory=dict)
 
 
+Found = tuple[PromptTemplateVersion, TemplateSpec]
+
+
 def load_spec(path: Path) -> TemplateSpec:
     try:
         data = yaml.safe_load(path.read_text())
@@ -106,14 +112,36 @@ def sync_templates(session: Session, directory: Path) -> list[PromptTemplateVers
 
 
 class TemplateStore:
-    """Looks templates up by name (latest or a given version) and renders them."""
+    """Looks templates up by name (latest or a given version) and renders them.
 
-    def __init__(self) -> None:
+    `lookup` serves the inference path: a pinned version never changes, so it is cached
+    for good; the latest version of a name (and a name that does not exist) is cached for
+    `ttl_s`, and read in a worker thread, never on the event loop.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self.ttl_s = ttl_s
+        self._cache: dict[tuple[str, int | None], tuple[float, Found | None]] = {}
 
-    def get(
-        self, session: Session, name: str, version: int | None = None
-    ) -> tuple[PromptTemplateVersion, TemplateSpec] | None:
+    async def lookup(self, db: Engine, name: str, version: int | None) -> Found | None:
+        key = (name, version)
+        hit = self._cache.get(key)
+        if hit is not None:
+            fixed = version is not None and hit[1] is not None
+            if fixed or time.monotonic() - hit[0] < self.ttl_s:
+                return hit[1]
+        found = await asyncio.to_thread(self._read, db, name, version)
+        if len(self._cache) > 10_000:  # many made-up names must not grow it forever
+            self._cache.clear()
+        self._cache[key] = (time.monotonic(), found)
+        return found
+
+    def _read(self, db: Engine, name: str, version: int | None) -> Found | None:
+        with Session(db) as session:
+            return self.get(session, name, version)
+
+    def get(self, session: Session, name: str, version: int | None = None) -> Found | None:
         query = select(PromptTemplateVersion).where(PromptTemplateVersion.name == name)
         if version is not None:
             query = query.where(PromptTemplateVersion.version == version)

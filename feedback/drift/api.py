@@ -43,8 +43,10 @@ def build_router(require: Callable[[str], Callable[..., Any]], run_now: RunNow) 
         rows = list_reports(session, alias, verdict, limit)
         return DriftReportList(data=[_summary(r, DriftReportSummary) for r in rows])
 
-    @router.get(
-        "/v1/drift/reports/{report_id}.html", response_class=HTMLResponse, dependencies=reader
+    @router.get(  # errors stay JSON: only the 200 is a page
+        "/v1/drift/reports/{report_id}.html",
+        dependencies=reader,
+        responses={200: {"content": {"text/html": {}}, "description": "Evidently's page"}},
     )
     def report_page(report_id: int, session: DB) -> HTMLResponse:
         """Evidently's own report page."""

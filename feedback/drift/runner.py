@@ -25,7 +25,7 @@ from feedback.drift.frames import (
 from feedback.drift.policy import decide, send_alert
 from feedback.drift.report import run_report
 from feedback.drift.settings import DriftSettings
-from feedback.drift.store import save_report
+from feedback.drift.store import prune_reports, save_report
 from feedback.drift.tables import DriftReport
 from feedback.models import utcnow
 
@@ -99,7 +99,7 @@ class DriftRunner:
                 report.reason = self._too_little(len(ref_ids), len(cur_ids), training_ids)
                 report.decision = asdict(decide(report.verdict, 0.0, 0, s))
                 report.duration_s = time.perf_counter() - began
-                return save_report(session, report, None)
+                return self._save(session, report, None)
             ref = load_frame(session, sample(ref_ids, s.sample_rows, s.seed))
             cur = load_frame(session, sample(cur_ids, s.sample_rows, s.seed + 1))
             new_reviews = count_reviews_since(session, alias, version_since)
@@ -124,7 +124,7 @@ class DriftRunner:
         report.decision = asdict(decision)
         report.duration_s = time.perf_counter() - began
         with Session(self.db) as session:
-            report = save_report(session, report, outcome.html)
+            report = self._save(session, report, outcome.html)
             if decision.alert:
                 report.decision = {**report.decision, **send_alert(s, self._alert(report))}
             if decision.retrain:
@@ -133,6 +133,16 @@ class DriftRunner:
             session.commit()
             session.refresh(report)
         return report
+
+    def _save(self, session: Session, report: DriftReport, html: str | None) -> DriftReport:
+        """Store the report, then prune what is past retention (every run keeps it bounded)."""
+        saved = save_report(session, report, html)
+        s = self.settings
+        reports, pages = prune_reports(session, s.keep_days, s.keep_html_days)
+        if reports or pages:
+            log.info("drift retention: deleted %d old reports and %d old pages", reports, pages)
+        session.refresh(saved)
+        return saved
 
     def _too_little(self, ref: int, cur: int, training_ids: Sequence[str] | None) -> str:
         if self.settings.reference == "training" and not training_ids:

@@ -65,6 +65,10 @@ class DriftSettings(BaseSettings):
     retrain_min_new_reviews: int = Field(
         100, ge=0, description="...with at least this many reviews since the production version."
     )
+    keep_days: float = Field(365, gt=0, description="Reports older than this are deleted.")
+    keep_html_days: float = Field(
+        30, gt=0, description="Evidently's HTML page of a report is kept this long."
+    )
     alert_on_drift: bool = Field(True, description="Log a warning on a drift verdict.")
     alert_webhook_url: HttpUrl | None = Field(None, description="POSTed a JSON alert on drift.")
 

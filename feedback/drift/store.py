@@ -1,10 +1,17 @@
-"""Reading and writing stored drift reports."""
+"""Reading and writing stored drift reports, and pruning them by age.
+
+Evidently's HTML is most of a report's size (megabytes, gzipped to some hundred KB), so
+it has a shorter retention than the summary row, which the ops page and the trend need.
+"""
 
 import gzip
+from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from feedback.drift.tables import DriftReport, DriftReportHtml
+from feedback.models import utcnow
 
 
 def save_report(session: Session, report: DriftReport, html: str | None) -> DriftReport:
@@ -32,3 +39,21 @@ def list_reports(
 def report_html(session: Session, report_id: int) -> str | None:
     row = session.get(DriftReportHtml, report_id)
     return gzip.decompress(row.html_gz).decode() if row else None
+
+
+def prune_reports(session: Session, keep_days: float, keep_html_days: float) -> tuple[int, int]:
+    """Delete reports older than `keep_days`, and the HTML of those older than
+    `keep_html_days`; returns (reports, pages) deleted."""
+    now = utcnow()
+    old = select(DriftReport.id).where(col(DriftReport.created_at) < now - timedelta(keep_days))
+    html_old = select(DriftReport.id).where(
+        col(DriftReport.created_at) < now - timedelta(min(keep_days, keep_html_days))
+    )
+    pages = session.exec(  # type: ignore[call-overload]
+        delete(DriftReportHtml).where(col(DriftReportHtml.report_id).in_(html_old))
+    ).rowcount
+    reports = session.exec(  # type: ignore[call-overload]
+        delete(DriftReport).where(col(DriftReport.id).in_(old))
+    ).rowcount
+    session.commit()
+    return reports, pages
