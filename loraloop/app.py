@@ -37,6 +37,7 @@ from serve.limits import BodyLimit, RequestLimits
 from serve.metrics import GatewayMetrics
 from serve.protocol import ErrorResponse
 from serve.proxy import Proxy
+from serve.ratelimit import RateLimiter
 from serve.replicas import ReplicaPool
 from serve.routes import router as platform_router
 from serve.templates import TemplateStore, sync_templates
@@ -76,6 +77,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.auth = Authenticator(
             s.db, open_access=unauthenticated, cache_ttl_s=settings.serve.reconcile_interval_s
         )
+        s.limiter = RateLimiter(settings.serve.rate_limit_per_s, settings.serve.rate_limit_burst)
         if unauthenticated:
             log.warning(
                 "API keys are not required: the gateway listens on loopback only "

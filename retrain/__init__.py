@@ -1,18 +1,70 @@
 """Retraining: dataset build, curation, LoRA/QLoRA training with early stopping, the
 evaluation gate (golden sets, slices, an LLM judge), publishing."""
 
-from retrain.curate import Curated, curate
-from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
-from retrain.evaluate import EvaluationError, Evaluator
-from retrain.gate import GateDecision, SliceResult, decide, slices
-from retrain.judge import Agreement, Judge, Pair
-from retrain.metrics import METRICS, Metric, Pairwise, score, score_items
-from retrain.pipeline import Reporter, Retrainer, RetrainError, RunOutcome, SetScores
-from retrain.schedule import EarlyStopping, Plan, make_plan
-from retrain.search import SearchError, Trial, train_best
-from retrain.settings import RetrainSettings
-from retrain.tracking import Tracker
-from retrain.train import Trainer, TrainResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from retrain.curate import Curated, curate
+    from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
+    from retrain.evaluate import EvaluationError, Evaluator
+    from retrain.gate import GateDecision, SliceResult, decide, slices
+    from retrain.judge import Agreement, Judge, Pair
+    from retrain.metrics import METRICS, Metric, Pairwise, score, score_items
+    from retrain.pipeline import Reporter, Retrainer, RetrainError, RunOutcome, SetScores
+    from retrain.schedule import EarlyStopping, Plan, make_plan
+    from retrain.search import SearchError, Trial, train_best
+    from retrain.settings import RetrainSettings
+    from retrain.tracking import Tracker
+    from retrain.train import Trainer, TrainResult
+
+# Exported lazily: the CLI and the gateway import this package's light modules
+# without paying for torch, peft or Evidently until a run needs them.
+_EXPORTS = {
+    "Curated": "retrain.curate",
+    "curate": "retrain.curate",
+    "DatasetError": "retrain.dataset",
+    "Example": "retrain.dataset",
+    "content_hash": "retrain.dataset",
+    "from_feedback": "retrain.dataset",
+    "read_seed": "retrain.dataset",
+    "EvaluationError": "retrain.evaluate",
+    "Evaluator": "retrain.evaluate",
+    "GateDecision": "retrain.gate",
+    "SliceResult": "retrain.gate",
+    "decide": "retrain.gate",
+    "slices": "retrain.gate",
+    "Agreement": "retrain.judge",
+    "Judge": "retrain.judge",
+    "Pair": "retrain.judge",
+    "METRICS": "retrain.metrics",
+    "Metric": "retrain.metrics",
+    "Pairwise": "retrain.metrics",
+    "score": "retrain.metrics",
+    "score_items": "retrain.metrics",
+    "Reporter": "retrain.pipeline",
+    "Retrainer": "retrain.pipeline",
+    "RetrainError": "retrain.pipeline",
+    "RunOutcome": "retrain.pipeline",
+    "SetScores": "retrain.pipeline",
+    "EarlyStopping": "retrain.schedule",
+    "Plan": "retrain.schedule",
+    "make_plan": "retrain.schedule",
+    "SearchError": "retrain.search",
+    "Trial": "retrain.search",
+    "train_best": "retrain.search",
+    "RetrainSettings": "retrain.settings",
+    "Tracker": "retrain.tracking",
+    "Trainer": "retrain.train",
+    "TrainResult": "retrain.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
 
 __all__ = [
     "METRICS",

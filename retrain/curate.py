@@ -55,14 +55,17 @@ def similar(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class LshIndex:
-    """Signatures in LSH band buckets: near neighbours are found without comparing all."""
+    """Signatures in LSH band buckets: near neighbours are found without comparing all.
+    Candidates are then checked in one vectorised comparison (templated text puts hundreds
+    of candidates in a bucket; one at a time, that was most of curation's time)."""
 
     def __init__(self, threshold: float, bands: int = 16) -> None:
         self.threshold = threshold
         self.bands = bands
         self.rows = PERMUTATIONS // bands
         self.buckets: dict[tuple[int, bytes], list[int]] = {}
-        self.signatures: list[np.ndarray] = []
+        self.signatures = np.zeros((1024, PERMUTATIONS), dtype=np.uint64)
+        self.size = 0
 
     def _keys(self, sig: np.ndarray) -> list[tuple[int, bytes]]:
         r = self.rows
@@ -70,12 +73,18 @@ class LshIndex:
 
     def near(self, sig: np.ndarray) -> bool:
         candidates = {i for key in self._keys(sig) for i in self.buckets.get(key, [])}
-        return any(similar(sig, self.signatures[i]) >= self.threshold for i in candidates)
+        if not candidates:
+            return False
+        rows = self.signatures[np.fromiter(candidates, dtype=np.intp, count=len(candidates))]
+        return bool(((rows == sig).mean(axis=1) >= self.threshold).any())
 
     def add(self, sig: np.ndarray) -> None:
         for key in self._keys(sig):
-            self.buckets.setdefault(key, []).append(len(self.signatures))
-        self.signatures.append(sig)
+            self.buckets.setdefault(key, []).append(self.size)
+        if self.size == len(self.signatures):
+            self.signatures = np.concatenate([self.signatures, np.zeros_like(self.signatures)])
+        self.signatures[self.size] = sig
+        self.size += 1
 
 
 def near_duplicates(

@@ -12,7 +12,7 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -29,8 +29,10 @@ from retrain.report import write_report
 from retrain.search import grid, train_best
 from retrain.settings import RetrainSettings
 from retrain.tracking import Tracker
-from retrain.train import TrainResult
 from serve.registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from retrain.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +347,7 @@ class Retrainer:
             return version.version, "promoted"
 
 
-def _train_summary(result: TrainResult) -> dict[str, Any]:
+def _train_summary(result: "TrainResult") -> dict[str, Any]:
     return {
         "plan": result.plan.as_dict() if result.plan else None,
         "stop_reason": result.stop_reason,

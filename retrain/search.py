@@ -3,15 +3,19 @@
 trial with the lowest validation loss becomes the run's adapter. Each trial keeps its own
 directory, plan and curves; all of them go to the run record and MLflow."""
 
+from __future__ import annotations
+
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrain.dataset import Example
 from retrain.settings import RetrainSettings
-from retrain.train import Progress, Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from retrain.train import Progress, TrainResult
 
 INTEGER = {"lora_r", "lora_alpha"}
 
@@ -69,6 +73,8 @@ def train_best(
 ) -> tuple[TrainResult, list[Trial]]:
     """Train one adapter, or every trial of the search and keep the best.
     `progress(i)` gives trial i's progress callback."""
+    from retrain.train import Trainer  # torch and peft take seconds to import: on use
+
     overrides = grid(settings)
     if not overrides:
         result = Trainer(model_dir, settings, run_dir).train(examples, progress and progress(0))

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from serve.errors import APIError
+from serve.ratelimit import RateLimiter
 from serve.tables import ApiKey
 
 Role = Literal["client", "reviewer", "admin"]
@@ -140,6 +141,15 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
                 403,
                 f"this needs the {role} role; the key has {principal.role}",
                 "insufficient_role",
+            )
+        limiter: RateLimiter = request.app.state.limiter
+        caller = principal.key_id or (request.client.host if request.client else "local")
+        if wait := limiter.take(caller):
+            raise APIError(
+                429,
+                f"rate limit of {limiter.rate:g} requests/s for this key reached; retry later",
+                "rate_limit_exceeded",
+                headers={"Retry-After": limiter.retry_after(wait)},
             )
         request.state.principal = principal
         return principal

@@ -221,7 +221,7 @@ class EngineManager:
                 )
             if _healthy(url):
                 return
-            time.sleep(0.5)
+            time.sleep(0.1)
         raise EngineError(
             f"engine not healthy after {self.settings.startup_timeout_s:.0f} s "
             f"(LORALOOP_ENGINE_STARTUP_TIMEOUT_S); last lines of {self._log_path}:\n"
@@ -268,10 +268,10 @@ class EngineManager:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             log.warning("engine did not stop in %.0f s; killing it", timeout)
-        _, alive = psutil.wait_procs(family, timeout=5)
+        alive = _wait_gone(family, timeout=5)
         _signal_all(proc.pid, alive, signal.SIGKILL)
         proc.wait()
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, timeout=5)
 
     def _reap_dead(self, proc: subprocess.Popen[bytes]) -> None:
         """After the engine died on its own: kill what is left of its group."""
@@ -283,6 +283,25 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still running after at most `timeout` s. A zombie counts as gone:
+    it has exited, and reaping it is init's job, which some inits do only every second or
+    so (psutil.wait_procs waits for the reaping)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = [p for p in procs if _running(p)]
+        if not procs or time.monotonic() >= deadline:
+            return procs
+        time.sleep(0.02)
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal_all(pgid: int, procs: list[psutil.Process], sig: int) -> None:

@@ -80,6 +80,10 @@ class ServeSettings(BaseSettings):
     max_json_depth: int = Field(32, ge=4, description="Deeper-nested JSON bodies get 400.")
     max_n: int = Field(16, ge=1, description="Most choices (n, best_of) one request may ask.")
     max_messages: int = Field(512, ge=1, description="Most messages in one chat request.")
+    rate_limit_per_s: float = Field(
+        0, ge=0, description="Requests per second per API key on each gateway; 0: no limit."
+    )
+    rate_limit_burst: int = Field(20, ge=1, description="Requests a key may send at once.")
     adapter_store: Path = Field(Path("data/adapters"), description="Adapters must live here.")
     templates_dir: Path = Path("prompt_templates")
     reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")

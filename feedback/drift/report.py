@@ -13,15 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.metrics import EmbeddingsDrift
-from evidently.metrics.embeddings import (
-    DistanceDriftMethod,
-    MMDDriftMethod,
-    ModelDriftMethod,
-    RatioDriftMethod,
-)
-from evidently.presets import DataDriftPreset
 
 from feedback.drift.frames import CATEGORICAL, NUMERIC, TEXT
 from feedback.drift.settings import DriftSettings
@@ -43,6 +34,13 @@ class DriftOutcome:
 
 def embedding_method(settings: DriftSettings) -> Any:
     """The configured embeddings method, bootstrap off so its threshold is what decides."""
+    from evidently.metrics.embeddings import (  # Evidently takes seconds to import: on use
+        DistanceDriftMethod,
+        MMDDriftMethod,
+        ModelDriftMethod,
+        RatioDriftMethod,
+    )
+
     kind, threshold = settings.embedding_method, settings.embedding_threshold
     if kind == "model":
         return ModelDriftMethod(
@@ -99,6 +97,10 @@ def run_report(
     cur_emb: np.ndarray | None,
     settings: DriftSettings,
 ) -> DriftOutcome:
+    from evidently import DataDefinition, Dataset, Report  # seconds to import: on use
+    from evidently.metrics import EmbeddingsDrift
+    from evidently.presets import DataDriftPreset
+
     chosen, skipped = choose_columns(ref, cur, settings)
     columns = [c for names in chosen.values() for c in names]
     embeddings: dict[str, list[str]] | None = None

@@ -68,7 +68,7 @@ def test_bad_adapters_change_nothing(
     if files is None:  # not a peft adapter at all
         candidate = tmp_path / "runs" / "not-an-adapter"
         candidate.mkdir(parents=True)
-        (candidate / "weights.bin").write_bytes(b"x")
+        (candidate / "notes.txt").write_bytes(b"x")
     else:
         candidate = make_adapter_dir(tmp_path / "runs", "candidate", **files)  # type: ignore[arg-type]
     with pytest.raises(RetrainError, match=message):

@@ -126,3 +126,22 @@ def test_a_flood_of_unknown_models_does_not_query_the_database_per_request(
     event.remove(db, "before_cursor_execute", count)
     refreshes = len(reads) / 2  # one refresh reads both tables
     assert refreshes <= 1 + seconds, f"{refreshes} refreshes for 300 requests in {seconds:.1f} s"
+
+
+def test_each_key_is_rate_limited_on_its_own(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    from serve.auth import create_key
+
+    gateway = make_gateway(sqlite_url, require_keys=True, rate_limit_per_s=2.0, rate_limit_burst=3)
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        one, other = ({"Authorization": f"Bearer {create_key(session, 'client', n)}"} for n in "ab")
+    body = {"model": "base", "messages": HI}
+    assert [gateway.post(CHAT, json=body, headers=one).status_code for _ in range(3)] == [200] * 3
+    refused = gateway.post(CHAT, json=body, headers=one)
+    error(refused, 429, "rate limit of 2 requests/s")
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert refused.headers["Retry-After"] == "1"
+    assert gateway.post(CHAT, json=body, headers=other).status_code == 200, "a key of its own"
+    time.sleep(0.6)  # one token back at 2/s
+    assert gateway.post(CHAT, json=body, headers=one).status_code == 200
