@@ -13,12 +13,17 @@ from feedback.export import ExportFilters, export_dataset
 from feedback.golden import GoldenError, describe, golden_hash, golden_items, pin, unpin
 from feedback.models import Interaction, Review, UserFeedback
 from feedback.ops import OpsStats, Window, ops_stats
+from feedback.pairwise import PairError, export_preferences, next_pair, submit_pair
 from feedback.protocol import (
     FeedbackRequest,
     FeedbackResponse,
     GoldenItemOut,
     GoldenPinRequest,
     GoldenSet,
+    PairItem,
+    PairRequest,
+    PairResult,
+    PreferenceExportRequest,
     ReviewItem,
     ReviewOut,
     ReviewRequest,
@@ -158,6 +163,48 @@ def build_router(
         except QueueError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         return Response(status_code=204)
+
+    @router.get(
+        "/v1/reviews/pairs/next",
+        response_model=PairItem,
+        responses={204: {"description": "No shadow answer waits for this reviewer"}},
+    )
+    def next_pair_item(principal: Reviewer, session: DB) -> Any:
+        """A production answer and its shadow's side by side, blind."""
+        reviewer = reviewer_id(principal)
+        pair = next_pair(session, reviewer)
+        if pair is None:
+            return Response(status_code=204)
+        return PairItem(
+            interaction_id=pair.production.id,
+            alias=pair.production.alias,
+            messages=pair.production.conversation,
+            answers=pair.answers(reviewer),
+        )
+
+    @router.post("/v1/reviews/pairs", response_model=PairResult, status_code=201)
+    def submit_pair_review(body: PairRequest, principal: Reviewer, session: DB) -> PairResult:
+        try:
+            row, pair = submit_pair(
+                session,
+                reviewer_id(principal),
+                body.interaction_id,
+                body.preferred,
+                body.correction,
+            )
+        except PairError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return PairResult(
+            preferred=row.preferred,  # type: ignore[arg-type]
+            production_version=pair.production.adapter_version,
+            shadow_version=pair.shadow.adapter_version,
+        )
+
+    @router.post("/v1/datasets/preferences", dependencies=[Depends(require("admin"))])
+    def export_pairs(body: PreferenceExportRequest, session: DB) -> dict[str, Any]:
+        """Judged shadow pairs as DPO preference rows, with their manifest."""
+        rows, manifest = export_preferences(session, body.alias, settings.pii_patterns)
+        return {"manifest": manifest, "rows": rows}
 
     @router.post("/v1/datasets/export", dependencies=[Depends(require("admin"))])
     def export(filters: ExportFilters, session: DB) -> dict[str, Any]:

@@ -53,7 +53,9 @@ class Export(BaseModel):
 def export_dataset(
     session: Session, filters: ExportFilters, pii_patterns: dict[str, str] | None = None
 ) -> Export:
-    query = select(Interaction).where(Interaction.status_code == 200)
+    query = select(Interaction).where(
+        Interaction.status_code == 200, col(Interaction.shadow_of).is_(None)
+    )
     if filters.alias is not None:
         query = query.where(Interaction.alias == filters.alias)
     if filters.adapter_version is not None:

@@ -43,6 +43,9 @@ class Interaction(SQLModel, table=True):
     ttft_ms: float | None = None
     status_code: int = 200
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # A shadow answer: the candidate's answer to the production interaction named here,
+    # never sent to the client (serve/shadow.py).
+    shadow_of: str | None = Field(default=None, max_length=32, index=True)
 
     @property
     def conversation(self) -> list[dict[str, Any]]:
@@ -101,6 +104,22 @@ class Review(SQLModel, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     supersedes_id: int | None = Field(default=None, foreign_key="review.id")
+
+
+class PairwiseReview(SQLModel, table=True):
+    """A reviewer's blind choice between a production answer and its shadow's answer to
+    the same request: which is better, or a tie, optionally with a corrected answer."""
+
+    __tablename__ = "pairwise_review"
+    __table_args__ = (UniqueConstraint("interaction_id", "reviewer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: str = Field(foreign_key="interaction.id", index=True, max_length=32)
+    shadow_id: str = Field(foreign_key="interaction.id", max_length=32)
+    reviewer_id: str = Field(max_length=64)
+    preferred: str = Field(max_length=16)  # production, shadow, tie
+    correction: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class GoldenItem(SQLModel, table=True):

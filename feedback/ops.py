@@ -70,7 +70,9 @@ def ops_stats(
     items = list(
         session.exec(
             select(Interaction).where(
-                col(Interaction.created_at) >= since, col(Interaction.created_at) < until
+                col(Interaction.created_at) >= since,
+                col(Interaction.created_at) < until,
+                col(Interaction.shadow_of).is_(None),
             )
         )
     )

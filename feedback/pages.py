@@ -1,4 +1,5 @@
-"""Server-rendered pages: the reviewers' queue (/review) and the ops view (/ops).
+"""Server-rendered pages: the reviewers' queue (/review), blind comparison of production
+and shadow answers (/review/pairs) and the ops view (/ops).
 
 Plain HTML forms and a few lines of inline JavaScript for keyboard shortcuts: no
 front-end build step. Reviewers sign in with their key, kept in an HttpOnly, SameSite
@@ -27,6 +28,7 @@ from feedback.charts import build_charts
 from feedback.drift.store import list_reports, report_html
 from feedback.models import Interaction, Review
 from feedback.ops import Window, ops_stats
+from feedback.pairwise import PairError, next_pair, submit_pair
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
 from feedback.stats import current_rating
@@ -76,7 +78,10 @@ def build_pages(
     new_versions: Callable[[], set[tuple[str, int]]],
     signed_in: Callable[[str, str], Access],
     public: Callable[[], Access],
+    rollouts: Callable[[Session], list[dict[str, Any]]] = lambda _: [],
 ) -> APIRouter:
+    """`rollouts(session)` lists recent rollouts for the ops page (they are the online
+    path's, which this layer does not import)."""
     router = APIRouter(include_in_schema=False)
     Viewer = Annotated[Any, Depends(signed_in("reviewer", COOKIE))]
     DB = Annotated[Session, Depends(get_session)]
@@ -231,6 +236,54 @@ def build_pages(
             return back(str(exc))
         return back("Skipped.")
 
+    @router.get("/review/pairs", response_class=HTMLResponse)
+    def pairs_page(
+        request: Request, who: Viewer, session: DB, message: str | None = None
+    ) -> Response:
+        """A production answer and its shadow's, blind; versions shown after the choice."""
+        if who is None:
+            return sign_in(request, "Sign in to compare answers.")
+        reviewer = who.key_id or "local"
+        found = next_pair(session, reviewer)
+        pair = found and {
+            "interaction_id": found.production.id,
+            "alias": found.production.alias,
+            "messages": found.production.conversation,
+            "answers": found.answers(reviewer),
+        }
+        return render(request, "pairs.html", pair=pair, reviewer=reviewer, message=message)
+
+    @router.post("/review/pairs/submit")
+    def pairs_submit(
+        request: Request,
+        who: Viewer,
+        session: DB,
+        interaction_id: str = Form(..., max_length=64),
+        preferred: str = Form(..., pattern="^(a|b|tie)$"),
+        correction: str = Form("", max_length=100_000),
+        csrf: str = Form(""),
+    ) -> Response:
+        if who is None:
+            return sign_in(request, "Sign in first.")
+        if not same_site_form(request, csrf):
+            return refused(request)
+        try:
+            row, pair = submit_pair(
+                session, who.key_id or "local", interaction_id, preferred, correction
+            )
+        except PairError as exc:
+            return RedirectResponse(f"/review/pairs?message={quote(str(exc))}", status_code=303)
+        versions = {
+            "production": f"production (v{pair.production.adapter_version})",
+            "shadow": f"the shadow candidate (v{pair.shadow.adapter_version})",
+        }
+        said = "a tie" if row.preferred == "tie" else f"{versions[row.preferred]} as better"
+        message = (
+            f"Saved: you chose {said}. Production was v{pair.production.adapter_version}, "
+            f"the shadow v{pair.shadow.adapter_version}."
+        )
+        return RedirectResponse(f"/review/pairs?message={quote(message)}", status_code=303)
+
     @router.get("/ops", response_class=HTMLResponse)
     def ops_page(request: Request, who: Viewer, session: DB, window: Window = "hour") -> Response:
         if who is None:
@@ -247,6 +300,7 @@ def build_pages(
             W=size[0],
             H=size[1],
             drift=drift,
+            rollouts=rollouts(session),
         )
 
     @router.get("/ops/drift/{report_id}", response_class=HTMLResponse)

@@ -101,3 +101,30 @@ class GoldenSet(BaseModel):
     alias: str
     hash: str
     items: list[GoldenItemOut]
+
+
+class PairItem(BaseModel):
+    """A production answer and its shadow's, as A and B in an order that hides which."""
+
+    interaction_id: str
+    alias: str | None
+    messages: list[dict[str, Any]]
+    answers: list[str] = Field(min_length=2, max_length=2)
+
+
+class PairRequest(BaseModel):
+    interaction_id: str = Field(max_length=32)
+    preferred: Literal["a", "b", "tie"]
+    correction: str | None = Field(default=None, max_length=100_000)
+
+
+class PairResult(BaseModel):
+    """What the choice meant, shown after submitting: versions are revealed then."""
+
+    preferred: Literal["production", "shadow", "tie"]
+    production_version: int | None
+    shadow_version: int | None
+
+
+class PreferenceExportRequest(BaseModel):
+    alias: str | None = Field(default=None, max_length=128)

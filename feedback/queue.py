@@ -147,6 +147,7 @@ class ReviewQueue:
                 .where(
                     Interaction.status_code == 200,
                     col(Interaction.response_text).is_not(None),
+                    col(Interaction.shadow_of).is_(None),
                     ~mine,
                     ~reviewed,
                 )

@@ -39,7 +39,11 @@ from serve.protocol import ErrorResponse
 from serve.proxy import Proxy
 from serve.ratelimit import RateLimiter
 from serve.replicas import ReplicaPool
+from serve.rollout_api import router as rollouts_router
+from serve.rollouts import RolloutController
+from serve.rollouts import overview as rollouts_overview
 from serve.routes import router as platform_router
+from serve.shadow import ShadowSender
 from serve.templates import TemplateStore, sync_templates
 
 log = logging.getLogger(__name__)
@@ -120,6 +124,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             timeout=aiohttp.ClientTimeout(total=600, connect=10),
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
         )
+        s.shadow = ShadowSender(s.router, s.replicas, s.http, s.capture)
         s.proxy = Proxy(
             s.router,
             s.replicas,
@@ -135,6 +140,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
                 max_tokens=settings.engine.max_model_len,
                 max_messages=settings.serve.max_messages,
             ),
+            s.shadow,
         )
         if settings.serve.start_engine and manager.state == "stopped":
             await asyncio.to_thread(manager.start)
@@ -148,6 +154,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             loop.create_task(s.replicas.watch()),
         ]
         s.drift = DriftJobs(s.db, settings)
+        s.rollouts = RolloutController(s.db, build_registry(settings), settings.rollout)
         s.worker = Worker(s.db, settings, jobs=s.drift) if settings.worker.in_gateway else None
         if s.worker is not None:
             await asyncio.to_thread(s.worker.start)
@@ -160,6 +167,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await s.shadow.close()
             await asyncio.to_thread(manager.stop)
             await s.client.aclose()
             await s.http.close()
@@ -183,12 +191,15 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
     app.include_router(gateway_router)
     app.include_router(admin_router)
     app.include_router(keys_router)
+    app.include_router(rollouts_router)
 
     def recent() -> set[tuple[str, int]]:
         return new_versions(app.state.router, settings.feedback.sample_new_version_days)
 
     app.include_router(feedback_router(require, settings.feedback, recent))
-    app.include_router(feedback_pages(settings.feedback, recent, signed_in, public))
+    app.include_router(
+        feedback_pages(settings.feedback, recent, signed_in, public, rollouts_overview)
+    )
 
     def run_drift(alias: str, template: str | None) -> DriftReport:
         return app.state.drift.run(alias, template, "manual")

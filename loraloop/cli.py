@@ -20,6 +20,7 @@ from loraloop.cli_demo import demo
 from loraloop.cli_golden import golden_app
 from loraloop.cli_jobs import drift_app, jobs_app, worker
 from loraloop.cli_retrain import retrain_app
+from loraloop.cli_rollouts import rollouts_app
 from loraloop.cli_support import CliError, console, friendly, setup_logging
 from loraloop.settings import DatabaseSettings, Settings, get_settings
 from serve.engine import port_in_use
@@ -42,6 +43,7 @@ app.add_typer(drift_app, name="drift")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(retrain_app, name="retrain")
 app.add_typer(golden_app, name="golden")
+app.add_typer(rollouts_app, name="rollouts")
 app.command("worker")(friendly(worker))
 app.command("demo")(demo)
 

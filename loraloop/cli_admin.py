@@ -18,7 +18,7 @@ adapters_app = typer.Typer(
 keys_app = typer.Typer(help="API keys with roles (client, reviewer, admin).", no_args_is_help=True)
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call_gateway(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     settings = get_settings()
     url = settings.cli.gateway_url or f"http://{settings.serve.host}:{settings.serve.port}"
     headers = {}
@@ -57,7 +57,9 @@ def register(
     base_model: Annotated[str | None, typer.Option(help="Base model it was trained on.")] = None,
 ) -> None:
     """Register a new version and load it on every engine."""
-    out = _call("POST", "/admin/adapters", {"name": name, "path": path, "base_model": base_model})
+    out = call_gateway(
+        "POST", "/admin/adapters", {"name": name, "path": path, "base_model": base_model}
+    )
     console.print(f"registered {out['name']}@{out['version']} ({out['engine_name']})")
 
 
@@ -66,7 +68,7 @@ def register(
 def promote(name: str, version: int) -> None:
     """Switch the alias to VERSION once every engine has it loaded."""
     console.print(
-        _alias_line(_call("POST", f"/admin/aliases/{name}/promote", {"version": version}))
+        _alias_line(call_gateway("POST", f"/admin/aliases/{name}/promote", {"version": version}))
     )
 
 
@@ -79,14 +81,14 @@ def canary(
 ) -> None:
     """Send a share of the alias's traffic to VERSION (share 0 ends the canary)."""
     body = {"version": version if share > 0 else None, "share": share}
-    console.print(_alias_line(_call("POST", f"/admin/aliases/{name}/canary", body)))
+    console.print(_alias_line(call_gateway("POST", f"/admin/aliases/{name}/canary", body)))
 
 
 @adapters_app.command("rollback")
 @friendly
 def rollback(name: str) -> None:
     """Switch the alias back to its previous production version."""
-    console.print(_alias_line(_call("POST", f"/admin/aliases/{name}/rollback")))
+    console.print(_alias_line(call_gateway("POST", f"/admin/aliases/{name}/rollback")))
 
 
 @adapters_app.command("list")
@@ -94,7 +96,7 @@ def rollback(name: str) -> None:
 def list_versions() -> None:
     """Every version with its status."""
     table = Table("version", "status", "rank", "created", "path")
-    for v in _call("GET", "/admin/adapters"):
+    for v in call_gateway("GET", "/admin/adapters"):
         table.add_row(
             f"{v['name']}@{v['version']}",
             v["status"],

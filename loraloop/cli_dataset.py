@@ -9,6 +9,7 @@ import typer
 from sqlmodel import Session
 
 from feedback.export import ExportFilters, export_dataset
+from feedback.pairwise import export_preferences
 from loraloop.cli_support import console, friendly
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
@@ -56,3 +57,25 @@ def export(
     console.print(
         f"manifest -> {manifest}; PII scrubbed: {result.manifest['pii_scrubbed'] or 'none'}"
     )
+
+
+@dataset_app.command("preferences")
+@friendly
+def preferences(
+    out: Annotated[Path, typer.Option(help="JSONL file to write; the manifest goes beside it.")],
+    alias: str | None = None,
+) -> None:
+    """Export judged shadow pairs as preference data (prompt, chosen, rejected) for DPO."""
+    settings = get_settings()
+    engine = create_db_engine(settings.db.url.get_secret_value())
+    try:
+        with Session(engine) as session:
+            rows, manifest = export_preferences(session, alias, settings.feedback.pii_patterns)
+    finally:
+        engine.dispose()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    path = out.with_suffix(".manifest.json")
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    console.print(f"{len(rows)} preference rows -> {out}")
+    console.print(f"manifest -> {path}; PII scrubbed: {manifest['pii_scrubbed'] or 'none'}")

@@ -15,7 +15,12 @@ from loraloop.settings import get_settings
 retrain_app = typer.Typer(
     help="Retraining runs: curate, train, gate, promote.", no_args_is_help=True
 )
-OUTCOME_STYLE = {"promoted": "bold green", "canary": "green", "rejected": "yellow"}
+OUTCOME_STYLE = {
+    "promoted": "bold green",
+    "canary": "green",
+    "rollout": "green",
+    "rejected": "yellow",
+}
 
 
 @retrain_app.command("run")

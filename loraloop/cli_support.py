@@ -32,7 +32,7 @@ from retrain.settings import RetrainSettings
 from serve.engine import EngineError
 from serve.model_store import ModelError
 from serve.registry import RegistryError
-from serve.settings import EngineSettings, ModelSettings, ServeSettings
+from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
 
 console = Console()
 err = Console(stderr=True)
@@ -47,6 +47,7 @@ SECTIONS: tuple[type[BaseSettings], ...] = (
     DriftSettings,
     RetrainSettings,
     WorkerSettings,
+    RolloutSettings,
     CliSettings,
 )
 

@@ -23,6 +23,7 @@ from loraloop.db import create_db_engine
 from loraloop.jobstore import open_job_store
 from loraloop.settings import Settings, get_settings
 from retrain.pipeline import Reporter, Retrainer, RunOutcome
+from serve.rollouts import RolloutController
 
 log = logging.getLogger(__name__)
 RETRAIN_JOB = "loraloop.retraining:scheduled_retrain"
@@ -45,6 +46,7 @@ class RetrainJobs:
             url,
             templates_dir=settings.serve.templates_dir,
             pii_patterns=settings.feedback.pii_patterns,
+            rollouts=RolloutController(db, build_registry(settings), settings.rollout),
         )
 
     def run(

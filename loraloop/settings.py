@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from feedback.drift.settings import DriftSettings
 from feedback.settings import FeedbackSettings
 from retrain.settings import RetrainSettings
-from serve.settings import EngineSettings, ModelSettings, ServeSettings
+from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
 
 
 class DatabaseSettings(BaseSettings):
@@ -83,6 +83,7 @@ class Settings(BaseModel):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     cli: CliSettings = Field(default_factory=CliSettings)
 
     def masked(self) -> dict[str, Any]:

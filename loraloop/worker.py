@@ -4,7 +4,8 @@ Jobs live in the database (APScheduler's SQLAlchemy job store), so they survive 
 every process sees the same schedule; a lease row elects the one worker that runs them. A
 scheduled job is a fresh start, like a CLI call: `scheduled_drift` reads settings when it
 runs. Whatever the number of schedulers, a per-target lock in the database lets one run per
-alias at a time; the others are recorded as skipped.
+alias at a time; the others are recorded as skipped. Running rollouts are judged by the
+same leader, every `LORALOOP_ROLLOUT_CHECK_INTERVAL_S`, so one process decides each step.
 """
 
 import logging
@@ -34,6 +35,7 @@ from loraloop.jobstore import open_job_store
 from loraloop.retraining import RETRAIN_JOB, drift_retrain_hook
 from loraloop.settings import Settings, get_settings
 from serve.registry import RegistryError
+from serve.rollouts import RolloutController
 
 log = logging.getLogger(__name__)
 DRIFT_JOB = "loraloop.worker:scheduled_drift"
@@ -146,6 +148,7 @@ class Worker:
         self.settings = settings
         self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
         self.jobs = jobs or DriftJobs(db, settings)
+        self.rollouts = RolloutController(db, build_registry(settings), settings.rollout)
         self.lease = Lease(db, self.LEASE, owner or default_owner(), settings.worker.lease_ttl_s)
         self.active = False
         self._lock = threading.Lock()  # start and stop may come from different threads
@@ -261,6 +264,14 @@ class Worker:
             "interval",
             seconds=self.settings.worker.sync_interval_s,
             id="sync",
+            jobstore="local",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.rollouts.tick,
+            "interval",
+            seconds=self.settings.rollout.check_interval_s,
+            id="rollouts",
             jobstore="local",
             replace_existing=True,
         )

@@ -30,6 +30,7 @@ from retrain.search import grid, train_best
 from retrain.settings import RetrainSettings
 from retrain.tracking import Tracker
 from serve.registry import Registry, RegistryError
+from serve.rollouts import RolloutController
 
 if TYPE_CHECKING:
     from retrain.train import TrainResult
@@ -73,7 +74,7 @@ class RunOutcome:
     alias: str
     baseline: str
     run_dir: Path
-    outcome: str = "running"  # promoted, canary, rejected, failed
+    outcome: str = "running"  # promoted, canary, rollout, rejected, failed
     error: str | None = None
     curation: dict[str, Any] = field(default_factory=dict)
     dataset_hash: str = ""
@@ -116,8 +117,10 @@ class Retrainer:
         tracker: Tracker | None = None,
         templates_dir: Path | None = None,
         pii_patterns: dict[str, str] | None = None,
+        rollouts: RolloutController | None = None,
     ) -> None:
         self.db = db
+        self.rollouts = rollouts
         self.settings = settings
         self.registry = registry
         self.model_dir = model_dir
@@ -322,7 +325,8 @@ class Retrainer:
     def publish(
         self, alias: str, adapter_dir: Path, gate: GateDecision, lineage: dict[str, Any]
     ) -> tuple[int, str]:
-        """Copy into the adapter store, register with lineage, then promote (or canary)."""
+        """Copy into the adapter store, register with lineage, then promote (or make it the
+        canary, or start a rollout that live traffic decides)."""
         store = self.registry.store / alias / str(lineage["run_id"])
         shutil.copytree(adapter_dir, store, dirs_exist_ok=True)
         with Session(self.db) as session:
@@ -338,6 +342,10 @@ class Retrainer:
                 shutil.rmtree(store, ignore_errors=True)
                 raise RetrainError(f"could not register the candidate: {exc}") from exc
             current = self.registry.alias(session, alias)
+            if self.settings.rollout and self.rollouts and current and current.production_version:
+                policy = self.rollouts.policy({})
+                self.rollouts.start(session, alias, version.version, policy, "retrain")
+                return version.version, "rollout"
             if self.settings.canary_share > 0 and current and current.production_version:
                 self.registry.set_canary(
                     session, alias, version.version, self.settings.canary_share

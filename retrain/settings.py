@@ -90,6 +90,9 @@ class RetrainSettings(BaseSettings):
     canary_share: float = Field(
         0.0, ge=0, le=1, description="Above 0: a passing candidate goes canary, not production."
     )
+    rollout: bool = Field(
+        False, description="A passing candidate starts a rollout (LORALOOP_ROLLOUT_* policy)."
+    )
 
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI, e.g. sqlite:///data/mlflow.db; unset: no MLflow."

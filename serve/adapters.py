@@ -9,6 +9,7 @@ not make the change pick it up in `reconcile`, which follows the same order.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -33,6 +34,13 @@ class Target:
     engine_model: str
     alias: str | None = None
     version: int | None = None
+    pinned: bool = False  # asked for as `alias@N`, not through the alias's split
+
+
+def bucket(alias: str, canary: int, sticky: str) -> float:
+    """A uniform number in [0, 1) fixed for one id and one canary version."""
+    digest = hashlib.sha256(f"{alias}\0{canary}\0{sticky}".encode()).digest()
+    return int.from_bytes(digest[:8]) / 2**64
 
 
 class EngineLoadError(RuntimeError):
@@ -85,7 +93,10 @@ class AdapterRouter:
         ]
         return names + sorted(v.ref for v in self.versions.values())
 
-    async def resolve(self, model: str) -> Target:
+    async def resolve(self, model: str, sticky: str | None = None) -> Target:
+        """What `model` means for this request. With a `sticky` id (the end user or the
+        session), the canary-or-production choice is a hash of it, so one person stays on
+        one version (and, as the canary's share grows, those on it stay on it)."""
         if model == self.base_model:
             return Target(self.base_model)
         name, _, pinned = model.partition("@")
@@ -95,7 +106,7 @@ class AdapterRouter:
                     f"model '{model}': a version must be a number", 404, "model_not_found"
                 )
             version = await self._version(name, int(pinned))
-            return Target(version.engine_name, name, version.version)
+            return Target(version.engine_name, name, version.version, pinned=True)
         alias = self.aliases.get(name)
         if alias is None:
             await self._refresh_on_miss()
@@ -105,10 +116,29 @@ class AdapterRouter:
         if alias.production_version is None:
             raise RegistryError(f"alias '{name}' has no production version", 404, "model_not_found")
         number = alias.production_version
-        if alias.canary_version is not None and random.random() < alias.canary_share:
-            number = alias.canary_version
+        if alias.canary_version is not None and alias.canary_share > 0:
+            draw = random.random() if sticky is None else bucket(name, alias.canary_version, sticky)
+            if draw < alias.canary_share:
+                number = alias.canary_version
         version = await self._version(name, number)
         return Target(version.engine_name, name, number)
+
+    def shadow_for(self, target: Target) -> Target | None:
+        """The shadow that should also answer this production request, if any (drawn at
+        the alias's shadow share; canary and pinned requests are never shadowed)."""
+        alias = self.aliases.get(target.alias or "")
+        if (
+            alias is None
+            or target.pinned
+            or alias.shadow_version is None
+            or target.version != alias.production_version
+            or random.random() >= alias.shadow_share
+        ):
+            return None
+        version = self.versions.get((alias.name, alias.shadow_version))
+        if version is None:
+            return None
+        return Target(version.engine_name, alias.name, alias.shadow_version)
 
     async def acquire(self, target: Target, engine_url: str) -> None:
         """Count the request as in flight on its version and make sure it is loaded there.
@@ -162,7 +192,11 @@ class AdapterRouter:
                 cached = self.aliases.get(alias.name)
                 if cached is not None and cached.revision == alias.revision:
                     continue
-                for number in (alias.production_version, alias.canary_version):
+                for number in (
+                    alias.production_version,
+                    alias.canary_version,
+                    alias.shadow_version,
+                ):
                     if number is not None:
                         await self.load_everywhere(self.versions[(alias.name, number)])
                 self.aliases[alias.name] = alias
@@ -222,7 +256,7 @@ class AdapterRouter:
     def _referenced(self) -> list[AdapterVersion]:
         refs = []
         for alias in self.aliases.values():
-            for number in (alias.production_version, alias.canary_version):
+            for number in (alias.production_version, alias.canary_version, alias.shadow_version):
                 if number is not None and (alias.name, number) in self.versions:
                     refs.append(self.versions[(alias.name, number)])
         return refs

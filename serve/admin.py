@@ -22,6 +22,7 @@ from serve.protocol import (
     CanaryRequest,
     PromoteRequest,
     RegisterAdapterRequest,
+    ShadowRequest,
 )
 from serve.registry import RegistryError
 from serve.tables import AdapterVersion, Alias
@@ -102,6 +103,18 @@ async def canary(name: str, body: CanaryRequest, adapters: Adapters, session: DB
         name,
         body.version,
         lambda: adapters.registry.set_canary(session, name, body.version, body.share),
+    )
+
+
+@router.post("/aliases/{name}/shadow", response_model=AliasOut)
+async def shadow(name: str, body: ShadowRequest, adapters: Adapters, session: DB) -> Alias:
+    """Shadow production with VERSION: its answers are captured beside production's."""
+    return await _change(
+        adapters,
+        session,
+        name,
+        body.version,
+        lambda: adapters.registry.set_shadow(session, name, body.version, body.share),
     )
 
 

@@ -10,8 +10,17 @@ from serve.adapters import AdapterRouter
 from serve.engine import EngineManager
 from serve.proxy import Proxy
 from serve.replicas import ReplicaPool
+from serve.rollouts import RolloutController
 
-__all__ = ["get_capture", "get_engine", "get_proxy", "get_replicas", "get_router", "get_session"]
+__all__ = [
+    "get_capture",
+    "get_engine",
+    "get_proxy",
+    "get_replicas",
+    "get_rollouts",
+    "get_router",
+    "get_session",
+]
 
 
 def get_engine(request: Request) -> EngineManager:
@@ -32,3 +41,7 @@ def get_replicas(request: Request) -> ReplicaPool:
 
 def get_proxy(request: Request) -> Proxy:
     return request.app.state.proxy  # type: ignore[no-any-return]
+
+
+def get_rollouts(request: Request) -> RolloutController:
+    return request.app.state.rollouts  # type: ignore[no-any-return]

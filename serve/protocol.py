@@ -97,6 +97,13 @@ class CanaryRequest(BaseModel):
     share: float = Field(ge=0.0, le=1.0)
 
 
+class ShadowRequest(BaseModel):
+    """`version` answers `share` of production's requests in the shadow; None ends it."""
+
+    version: int | None = Field(default=None, ge=1)
+    share: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class AdapterVersionOut(BaseModel):
     name: str
     version: int
@@ -116,6 +123,8 @@ class AliasOut(BaseModel):
     previous_version: int | None
     canary_version: int | None
     canary_share: float
+    shadow_version: int | None = None
+    shadow_share: float = 0.0
     revision: int
 
 
@@ -134,3 +143,41 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The key in plain text: shown this once, stored as a hash.")
+
+
+class RolloutRequest(BaseModel):
+    """Start a rollout of `version`; unset policy fields take LORALOOP_ROLLOUT_* values."""
+
+    version: int = Field(ge=1)
+    steps: list[float] | None = Field(default=None, description="Canary shares in percent.")
+    min_requests: int | None = Field(default=None, ge=1, le=10_000_000)
+    min_ratings: int | None = Field(default=None, ge=0, le=10_000_000)
+    min_reviews: int | None = Field(default=None, ge=2, le=10_000_000)
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    latency_tolerance: float | None = Field(default=None, ge=0, le=100)
+    max_step_s: float | None = Field(default=None, gt=0, le=1e9)
+
+
+class RolloutDecisionOut(BaseModel):
+    step: int
+    share: float
+    action: str
+    reason: str
+    comparisons: list[dict[str, Any]]
+    created_at: Any
+
+
+class RolloutOut(BaseModel):
+    id: int
+    alias: str
+    version: int
+    baseline_version: int
+    policy: dict[str, Any]
+    step: int
+    state: str
+    started_at: Any
+    step_started_at: Any
+    updated_at: Any
+    last_check: dict[str, Any]
+    started_by: str | None
+    decisions: list[RolloutDecisionOut] = Field(default_factory=list)

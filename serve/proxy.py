@@ -30,6 +30,7 @@ from serve.metrics import GatewayMetrics
 from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
+from serve.shadow import ShadowSender, engine_path
 from serve.templates import TemplateStore, VariableError
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Proxy:
         capture: CaptureWriter,
         metrics: GatewayMetrics,
         limits: RequestLimits,
+        shadow: ShadowSender,
     ) -> None:
         self.router = router
         self.replicas = replicas
@@ -63,6 +65,7 @@ class Proxy:
         self.capture = capture
         self.metrics = metrics
         self.limits = limits
+        self.shadow = shadow
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
@@ -75,6 +78,8 @@ class Proxy:
             "request": {},
             "status_code": 200,
         }
+        payload: dict[str, Any] | None = None
+        target: Target | None = None
         try:
             payload, target = await self._prepare(request, endpoint, record)
             tried: list[str] = []
@@ -107,7 +112,7 @@ class Proxy:
             return self._with_id(error_response(500, "internal error"), record)
         finally:
             if not record.get("_streaming"):
-                self._finish(record, started)
+                self._finish(record, started, payload, target)
 
     async def _attempt(
         self,
@@ -160,7 +165,7 @@ class Proxy:
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
         try:
-            target = await self.router.resolve(model)
+            target = await self.router.resolve(model, _sticky_id(body, request))
         except RegistryError as exc:
             raise APIError(exc.status, str(exc), exc.code, "model") from None
         record.update(
@@ -209,7 +214,7 @@ class Proxy:
     async def _forward(
         self, url: str, endpoint: str, payload: dict[str, Any], record: dict[str, Any]
     ) -> Response:
-        async with self.http.post(f"{url}/v1/{_path(endpoint)}", json=payload) as response:
+        async with self.http.post(f"{url}/v1/{engine_path(endpoint)}", json=payload) as response:
             data = await _json(response)
         if response.status >= 400 or not isinstance(data, dict):
             return self._engine_error(response.status, data, record)
@@ -237,7 +242,7 @@ class Proxy:
         started: float,
     ) -> Response:
         try:
-            upstream = await self.http.post(f"{url}/v1/{_path(endpoint)}", json=payload)
+            upstream = await self.http.post(f"{url}/v1/{engine_path(endpoint)}", json=payload)
         except aiohttp.ClientConnectionError as exc:
             self.router.release(target, url)
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
@@ -252,7 +257,7 @@ class Proxy:
         record["_streaming"] = True
         return self._with_id(
             StreamingResponse(
-                self._relay(upstream, url, endpoint, target, record, started),
+                self._relay(upstream, url, endpoint, payload, target, record, started),
                 media_type="text/event-stream",
             ),
             record,
@@ -263,6 +268,7 @@ class Proxy:
         upstream: aiohttp.ClientResponse,
         url: str,
         endpoint: str,
+        payload: dict[str, Any],
         target: Target,
         record: dict[str, Any],
         started: float,
@@ -304,7 +310,7 @@ class Proxy:
             upstream.release()
             self.router.release(target, url)
             record["response_text"] = "".join(parts)
-            self._finish(record, started)
+            self._finish(record, started, payload, target)
 
     @staticmethod
     def _note_chunk(
@@ -348,12 +354,19 @@ class Proxy:
         response.headers["X-Interaction-Id"] = record["id"]
         return response
 
-    def _finish(self, record: dict[str, Any], started: float) -> None:
+    def _finish(
+        self,
+        record: dict[str, Any],
+        started: float,
+        payload: dict[str, Any] | None,
+        target: Target | None,
+    ) -> None:
         record["latency_ms"] = (time.perf_counter() - started) * 1000
         record.pop("_streaming", None)
         record.pop("requested_model", None)
         self.metrics.observe(record)
         self.capture.submit(record)
+        self.shadow.after(payload, target, record)
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:
@@ -364,5 +377,9 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
         return {"error": {"message": text[:2000]}}
 
 
-def _path(endpoint: str) -> str:
-    return "chat/completions" if endpoint == "chat" else "completions"
+def _sticky_id(body: dict[str, Any], request: Request) -> str | None:
+    """Who the request is for: OpenAI's `user` field, else an X-Session-Id header."""
+    user = body.get("user")
+    if isinstance(user, str) and user:
+        return user
+    return request.headers.get("x-session-id") or None

@@ -172,6 +172,8 @@ class Registry:
             alias.production_version = number
         if alias.canary_version == number:
             alias.canary_version, alias.canary_share = None, 0.0
+        if alias.shadow_version == number:
+            alias.shadow_version, alias.shadow_share = None, 0.0
         return self._save(session, alias)
 
     def set_canary(self, session: Session, name: str, number: int | None, share: float) -> Alias:
@@ -184,6 +186,20 @@ class Registry:
             self.version(session, name, number)
         alias.canary_version = number
         alias.canary_share = share if number is not None else 0.0
+        return self._save(session, alias)
+
+    def set_shadow(self, session: Session, name: str, number: int | None, share: float) -> Alias:
+        if not 0.0 <= share <= 1.0:
+            raise RegistryError(f"shadow share must be between 0 and 1, got {share}")
+        alias = session.get(Alias, name)
+        if alias is None or alias.production_version is None:
+            raise RegistryError(f"alias '{name}' has no production version to shadow")
+        if number is not None:
+            self.version(session, name, number)
+            if number == alias.production_version:
+                raise RegistryError(f"{name}@{number} is production; it cannot shadow itself")
+        alias.shadow_version = number
+        alias.shadow_share = share if number is not None else 0.0
         return self._save(session, alias)
 
     def rollback(self, session: Session, name: str) -> Alias:

@@ -1,5 +1,6 @@
 """Settings of the online path: the model it serves, the vLLM engine, the gateway."""
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -97,3 +98,35 @@ class ServeSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, wait this long for in-flight requests to finish."
     )
+
+
+class RolloutSettings(BaseSettings):
+    """The default rollout policy (an admin may give another per rollout) and how often
+    running rollouts are judged."""
+
+    model_config = _config("LORALOOP_ROLLOUT_")
+
+    steps: list[float] = Field(
+        [5, 25, 50], description="Canary shares in percent, one step each; all passed: promote."
+    )
+    min_requests: int = Field(200, ge=1, description="Canary requests a step needs.")
+    min_ratings: int = Field(
+        20, ge=0, description="End-user ratings a step waits for (thumbs-down rate); 0: none."
+    )
+    min_reviews: int = Field(10, ge=2, description="Reviews per side before scores count.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level, split over metrics.")
+    latency_tolerance: float = Field(0.25, ge=0, description="Canary p95 may exceed by this.")
+    max_step_s: float = Field(
+        86_400, gt=0, description="A step still waiting for ratings after this is judged without."
+    )
+    check_interval_s: float = Field(30, gt=0, description="Judge running rollouts this often.")
+    alert_webhook_url: str | None = Field(None, description="POSTed each promote or rollback.")
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[float]) -> list[float]:
+        if not steps or any(not 0 < s <= 100 for s in steps):
+            raise ValueError("steps are canary shares in percent, each in (0, 100]")
+        if any(b <= a for a, b in pairwise(steps)):
+            raise ValueError("steps must increase")
+        return steps

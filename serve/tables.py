@@ -42,6 +42,10 @@ class Alias(SQLModel, table=True):
     previous_version: int | None = None
     canary_version: int | None = None
     canary_share: float = 0.0
+    # A shadow answers a share of production's requests off the request path; its
+    # answers are captured (linked by `shadow_of`), never sent to the client.
+    shadow_version: int | None = None
+    shadow_share: float = 0.0
     revision: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -71,3 +75,39 @@ class ApiKey(SQLModel, table=True):
     name: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
     revoked: bool = False
+
+
+class Rollout(SQLModel, table=True):
+    """A candidate version earning production step by step: its canary share follows
+    `steps`; each step is judged on live traffic (serve/rollouts.py)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    alias: str = Field(max_length=128, index=True)
+    version: int
+    baseline_version: int
+    policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    step: int = 0  # index into policy["steps"]
+    state: str = Field(default="running", max_length=16, index=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    step_started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_check: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_by: str | None = Field(default=None, max_length=64)
+
+
+class RolloutDecision(SQLModel, table=True):
+    """Every step outcome of a rollout, with the comparisons it was decided on."""
+
+    __tablename__ = "rollout_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: int = Field(foreign_key="rollout.id", index=True)
+    alias: str = Field(max_length=128)
+    step: int
+    share: float
+    action: str = Field(max_length=16)  # start, advance, promote, rollback, abort
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    comparisons: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime = Field(default_factory=utcnow)

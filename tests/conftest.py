@@ -24,7 +24,7 @@ from loraloop import db
 from loraloop.app import create_app
 from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
-from serve.settings import EngineSettings, ModelSettings, ServeSettings
+from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,6 +112,7 @@ def gateway_settings(
     **serve: object,
 ) -> Settings:
     in_gateway = bool(serve.pop("worker", False))
+    rollout = dict(serve.pop("rollout", None) or {})  # type: ignore[call-overload]
     return Settings(
         serve=ServeSettings(
             **{  # type: ignore[arg-type]
@@ -141,6 +142,7 @@ def gateway_settings(
         ),
         # The scheduler has its own tests; gateway tests start without it.
         worker=WorkerSettings(in_gateway=in_gateway),
+        rollout=RolloutSettings(**rollout),
     )
 
 

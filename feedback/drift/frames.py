@@ -49,7 +49,11 @@ class Window:
     ids: tuple[str, ...] | None = None
 
     def where(self) -> list[Any]:
-        clauses: list[Any] = [Interaction.alias == self.alias, Interaction.status_code == 200]
+        clauses: list[Any] = [
+            Interaction.alias == self.alias,
+            Interaction.status_code == 200,
+            col(Interaction.shadow_of).is_(None),
+        ]
         if self.template is not None:
             clauses.append(Interaction.template == self.template)
         if self.start is not None:

@@ -223,3 +223,59 @@ def test_hostile_text_is_shown_as_text_and_cross_site_forms_are_refused(
     with Session(engine) as session:
         assert not session.exec(select(Review).where(Review.interaction_id == iid)).all()
     engine.dispose()
+
+
+def test_pairs_are_compared_blind_and_rollouts_show_on_ops(
+    browser: Browser, sqlite_url: str, make_live_gateway: Callable[..., Settings]
+) -> None:
+    from tests.conftest import make_adapter_dir
+
+    settings = make_live_gateway(sqlite_url, require_keys=True)
+    base = f"http://127.0.0.1:{settings.serve.port}"
+    engine = db.create_db_engine(sqlite_url)
+    with Session(engine) as session:
+        keys = {role: create_key(session, role) for role in ("client", "reviewer", "admin")}
+    engine.dispose()
+    store = settings.serve.adapter_store
+    with httpx.Client(base_url=base, timeout=30) as http:
+        admin = {"Authorization": f"Bearer {keys['admin']}"}
+        names = []
+        for n in ("p1", "p2", "p3"):
+            adapter = {"name": "shop", "path": str(make_adapter_dir(store, n))}
+            out = http.post("/admin/adapters", headers=admin, json=adapter)
+            names.append(out.json()["engine_name"])
+        http.post("/admin/aliases/shop/promote", headers=admin, json={"version": 1})
+        http.post("/admin/aliases/shop/shadow", headers=admin, json={"version": 2, "share": 1})
+        question = {"model": "shop", "messages": [{"role": "user", "content": "<b>bold</b>?"}]}
+        client = {"Authorization": f"Bearer {keys['client']}"}
+        assert http.post("/v1/chat/completions", headers=client, json=question).status_code == 200
+        started = http.post("/admin/aliases/shop/rollouts", headers=admin,
+                            json={"version": 3, "steps": [10, 50]})  # fmt: skip
+        assert started.status_code == 201, started.text
+
+    page = browser.new_page()
+    page.goto(f"{base}/review/pairs")
+    page.fill("#key", keys["reviewer"])
+    page.click("button[type=submit]")
+    page.goto(f"{base}/review/pairs")
+    expect(page.locator("#answer-a")).to_be_visible(timeout=15_000)
+    expect(page.locator("#conversation")).to_contain_text("<b>bold</b>?")  # shown as text
+    a_text = page.locator("#answer-a .text").inner_text()
+    page_source = page.content()
+    assert "shadow" not in page.locator("#pair-form").inner_text().lower()
+    assert names[1] in page_source and names[0] in page_source  # both answers, no labels
+    shot(page, "review-pairs.png")
+    page.keyboard.press("b")
+    revealed = page.locator("#revealed")
+    expect(revealed).to_contain_text("Production was v1, the shadow v2")
+    preferred = "production" if a_text.startswith(f"[{names[1]}]") else "shadow candidate"
+    expect(revealed).to_contain_text(
+        f"the {preferred}" if preferred != "production" else "production (v1)"
+    )
+    expect(page.locator("#empty")).to_be_visible()
+
+    page.goto(f"{base}/ops")
+    row = page.locator("#rollouts-table tr.rollout-running")
+    expect(row).to_contain_text("shop@3 over v1")
+    expect(row).to_contain_text("1 of 2")
+    shot(page, "ops-rollouts.png")

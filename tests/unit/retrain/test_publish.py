@@ -9,6 +9,8 @@ from sqlmodel import Session
 from loraloop import db
 from retrain import GateDecision, Retrainer, RetrainError, RetrainSettings
 from serve.registry import Registry
+from serve.rollouts import RolloutController, recent
+from serve.settings import RolloutSettings
 from tests.conftest import make_adapter_dir
 
 GATE = GateDecision(True, "rouge_l", {"rouge_l": 0.8}, {"rouge_l": 0.2}, 0.01, 0.02, ["ok"])
@@ -26,6 +28,7 @@ def retrainer(url: str, tmp_path: Path, **settings: object) -> Retrainer:
         registry,
         tmp_path / "base",
         "http://127.0.0.1:9",
+        rollouts=RolloutController(engine, registry, RolloutSettings(steps=[10, 50])),
     )
 
 
@@ -51,6 +54,18 @@ def test_publish_as_canary_when_configured(migrated_db: str, tmp_path: Path) -> 
         alias = r.registry.alias(session, "support")
     assert alias is not None
     assert (alias.production_version, alias.canary_version, alias.canary_share) == (1, 2, 0.25)
+
+
+def test_publish_starts_a_rollout_when_configured(migrated_db: str, tmp_path: Path) -> None:
+    r = retrainer(migrated_db, tmp_path, rollout=True)
+    candidate = make_adapter_dir(tmp_path / "runs", "candidate")
+    assert r.publish("support", candidate, GATE, {"run_id": "run-3"}) == (2, "rollout")
+    with Session(r.db) as session:
+        alias = r.registry.alias(session, "support")
+        [rollout] = recent(session, "support")
+    assert alias is not None
+    assert (alias.production_version, alias.canary_version, alias.canary_share) == (1, 2, 0.1)
+    assert (rollout.version, rollout.state, rollout.started_by) == (2, "running", "retrain")
 
 
 @pytest.mark.parametrize(

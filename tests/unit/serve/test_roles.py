@@ -48,6 +48,23 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/admin/aliases/{name}/rollback"): Sample("/admin/aliases/a/rollback", 400),
     ("GET", "/admin/aliases"): Sample("/admin/aliases", 200),
     ("GET", "/admin/keys"): Sample("/admin/keys", 200),
+    ("POST", "/admin/aliases/{name}/rollouts"): Sample(
+        "/admin/aliases/a/rollouts", 404, {"version": 1}
+    ),
+    ("GET", "/admin/rollouts"): Sample("/admin/rollouts", 200),
+    ("POST", "/admin/aliases/{name}/shadow"): Sample(
+        "/admin/aliases/a/shadow", 404, {"version": 1, "share": 0.5}
+    ),
+    ("GET", "/v1/reviews/pairs/next"): Sample("/v1/reviews/pairs/next", 204),
+    ("POST", "/v1/reviews/pairs"): Sample(
+        "/v1/reviews/pairs", 404, {"interaction_id": "x", "preferred": "a"}
+    ),
+    ("POST", "/v1/datasets/preferences"): Sample("/v1/datasets/preferences", 200, {}),
+    ("GET", "/review/pairs"): Sample("/review/pairs", 200),
+    ("POST", "/review/pairs/submit"): Sample(
+        "/review/pairs/submit", 303, form={"interaction_id": "x", "preferred": "a"}
+    ),
+    ("POST", "/admin/rollouts/{rollout_id}/abort"): Sample("/admin/rollouts/9/abort", 404),
     ("POST", "/admin/keys"): Sample("/admin/keys", 201, {"role": "client"}),
     ("DELETE", "/admin/keys/{key_id}"): Sample("/admin/keys/nokey", 404),
     ("POST", "/v1/feedback"): Sample("/v1/feedback", 404, {"interaction_id": "x", "rating": "up"}),

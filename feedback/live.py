@@ -1,0 +1,66 @@
+"""Live evidence on one adapter version: what its captured traffic, its end users' ratings
+and its reviews say over a time window. Rollouts compare a canary with production on it.
+
+Only the current rating of each end user counts (a changed mind replaces the first), and
+only the latest revision of each review. Shadow answers (not seen by clients) are not
+traffic and are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from feedback.models import Interaction, Review, UserFeedback
+
+
+@dataclass
+class Traffic:
+    requests: int = 0
+    errors: int = 0  # 5xx: the engine or the gateway failed the client
+    latencies_ms: list[float] = field(default_factory=list)
+    rated: int = 0
+    thumbs_down: int = 0
+    review_scores: list[float] = field(default_factory=list)
+
+
+def version_traffic(session: Session, alias: str, version: int, since: datetime) -> Traffic:
+    """The version's requests through its alias since `since` (pinned `alias@N` requests
+    are someone choosing the version, not the rollout's traffic split, so they count too)."""
+    rows = session.exec(
+        select(Interaction.id, Interaction.status_code, Interaction.latency_ms).where(
+            Interaction.alias == alias,
+            Interaction.adapter_version == version,
+            col(Interaction.created_at) >= since,
+            col(Interaction.shadow_of).is_(None),
+        )
+    ).all()
+    traffic = Traffic(requests=len(rows))
+    ids = [r[0] for r in rows]
+    for _, status, latency in rows:
+        if status >= 500:
+            traffic.errors += 1
+        elif status < 400 and latency is not None:
+            traffic.latencies_ms.append(latency)
+    for chunk in _chunks(ids, 500):
+        ratings = session.exec(
+            select(UserFeedback).where(
+                col(UserFeedback.interaction_id).in_(chunk), col(UserFeedback.current)
+            )
+        ).all()
+        traffic.rated += len(ratings)
+        traffic.thumbs_down += sum(1 for r in ratings if r.negative)
+        superseded = select(Review.supersedes_id).where(col(Review.supersedes_id).is_not(None))
+        reviews = session.exec(
+            select(Review.score).where(
+                col(Review.interaction_id).in_(chunk), col(Review.id).not_in(superseded)
+            )
+        ).all()
+        traffic.review_scores.extend(float(s) for s in reviews)
+    return traffic
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

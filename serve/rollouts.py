@@ -1,0 +1,324 @@
+"""Rollouts decided by live evidence: a candidate version takes a growing canary share of
+its alias, step by step; at each step its live traffic is compared with production's
+(serve/rollout_stats.py) and the step passes, waits for data, or fails. Passing the last
+step promotes the candidate; a failure rolls it back at once. Every step outcome is a
+stored decision, and promotions and rollbacks are posted to the alert webhook.
+
+One decider at a time: `tick` runs in the worker that holds the scheduler lease. It only
+changes the alias row (share, canary, production); the version is already loaded on every
+engine from the rollout's start, and gateways follow the row in `reconcile`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from feedback.live import Traffic, version_traffic
+from feedback.pairwise import win_loss
+from serve.registry import Registry, RegistryError
+from serve.rollout_stats import (
+    Comparison,
+    compare_means,
+    compare_p95,
+    compare_rates,
+    compare_win_rate,
+)
+from serve.settings import RolloutSettings
+from serve.tables import Rollout, RolloutDecision, utcnow
+
+log = logging.getLogger(__name__)
+RUNNING = "running"
+
+
+class RolloutError(ValueError):
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # pass, wait, fail
+    reason: str
+    comparisons: list[Comparison]
+
+
+def judge(
+    canary: Traffic,
+    production: Traffic,
+    policy: dict[str, Any],
+    waited_s: float,
+    pairs: tuple[int, int] = (0, 0),
+) -> Verdict:
+    """One step: fail when any comparison finds the canary worse; wait while the canary
+    lacks requests (or end-user ratings, until `max_step_s`); else pass. Review scores
+    and pairwise reviews of shadow answers (`pairs`: the canary's wins and losses) count
+    once there are `min_reviews`, but are never waited for: reviewers work at their own
+    pace."""
+    awaiting = policy["min_ratings"] > 0 and waited_s < policy["max_step_s"]
+    min_ratings = max(1, policy["min_ratings"])
+    rate_metrics = 4  # errors, thumbs-down, review score, pairwise win rate
+    alpha = policy["alpha"] / rate_metrics
+    checks = [
+        compare_rates(
+            "error_rate", (canary.errors, canary.requests),
+            (production.errors, production.requests), alpha, policy["min_requests"],
+        ),
+        compare_p95(
+            canary.latencies_ms, production.latencies_ms, policy["latency_tolerance"],
+            policy["min_requests"] // 2,
+        ),
+        compare_rates(
+            "thumbs_down_rate", (canary.thumbs_down, canary.rated),
+            (production.thumbs_down, production.rated), alpha, min_ratings,
+        ),
+        compare_means(
+            "review_score", canary.review_scores, production.review_scores, alpha,
+            policy["min_reviews"],
+        ),
+        compare_win_rate(*pairs, alpha, policy["min_reviews"]),
+    ]  # fmt: skip
+    worse = [c for c in checks if c.outcome == "worse"]
+    if worse:
+        return Verdict("fail", "; ".join(f"{c.metric} worse: {c.reason}" for c in worse), checks)
+    if canary.requests < policy["min_requests"]:
+        why = f"{canary.requests} of {policy['min_requests']} canary requests"
+        return Verdict("wait", why, checks)
+    awaited = [c for c in checks[2:3] if c.outcome == "no_data" and awaiting]
+    if awaited:
+        return Verdict("wait", "; ".join(f"{c.metric}: {c.reason}" for c in awaited), checks)
+    return Verdict("pass", "no metric worse than production", checks)
+
+
+class RolloutController:
+    """Starts, judges, advances, promotes, rolls back and aborts rollouts."""
+
+    def __init__(self, db: Engine, registry: Registry, settings: RolloutSettings) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+
+    def policy(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The settings' policy with a rollout's own values on top, validated."""
+        try:
+            merged = RolloutSettings.model_validate(
+                {
+                    **self.settings.model_dump(),
+                    **{k: v for k, v in overrides.items() if v is not None},
+                }
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RolloutError(f"invalid rollout policy: {where}: {first['msg']}") from None
+        keys = (
+            "steps",
+            "min_requests",
+            "min_ratings",
+            "min_reviews",
+            "alpha",
+            "latency_tolerance",
+            "max_step_s",
+        )
+        return {k: getattr(merged, k) for k in keys}
+
+    def start(
+        self, session: Session, alias: str, version: int, policy: dict[str, Any], by: str | None
+    ) -> Rollout:
+        """The version becomes the canary at the first step's share. Load it on every
+        engine before calling this (the admin endpoint does)."""
+        if self.running(session, alias) is not None:
+            raise RolloutError(f"alias '{alias}' already has a rollout running", 409, "conflict")
+        row = self.registry.alias(session, alias)
+        if row is None or row.production_version is None:
+            raise RolloutError(f"alias '{alias}' has no production version", 404, "not_found")
+        if row.production_version == version:
+            raise RolloutError(f"{alias}@{version} is production already", 409, "conflict")
+        baseline = row.production_version
+        self.registry.set_canary(session, alias, version, policy["steps"][0] / 100)
+        rollout = Rollout(
+            alias=alias, version=version, baseline_version=baseline, policy=policy, started_by=by
+        )
+        session.add(rollout)
+        session.flush()
+        self._decide(
+            session, rollout, "start", f"canary {alias}@{version} at {policy['steps'][0]}%"
+        )
+        return rollout
+
+    def abort(self, session: Session, rollout_id: int, by: str | None) -> Rollout:
+        rollout = session.get(Rollout, rollout_id)
+        if rollout is None:
+            raise RolloutError(f"rollout {rollout_id} does not exist", 404, "not_found")
+        if rollout.state != RUNNING:
+            raise RolloutError(f"rollout {rollout_id} is {rollout.state} already", 409, "conflict")
+        self._end(session, rollout, "aborted", "abort", f"aborted by {by or 'an admin'}", [])
+        return rollout
+
+    def running(self, session: Session, alias: str) -> Rollout | None:
+        return session.exec(
+            select(Rollout).where(Rollout.alias == alias, Rollout.state == RUNNING)
+        ).first()
+
+    def tick(self) -> list[RolloutDecision]:
+        """Judge every running rollout once; return the decisions taken."""
+        decisions = []
+        with Session(self.db) as session:
+            ids = session.exec(select(Rollout.id).where(Rollout.state == RUNNING)).all()
+        for rollout_id in ids:
+            with Session(self.db) as session:
+                rollout = session.get(Rollout, rollout_id)
+                if rollout is None or rollout.state != RUNNING:
+                    continue
+                try:
+                    decision = self._judge(session, rollout)
+                except RegistryError as exc:  # the alias changed under it: stop, say why
+                    decision = self._end(session, rollout, "aborted", "abort", str(exc), [])
+                if decision is not None:
+                    decisions.append(decision)
+                    self._alert(rollout, decision)
+        return decisions
+
+    def _judge(self, session: Session, rollout: Rollout) -> RolloutDecision | None:
+        alias = self.registry.alias(session, rollout.alias)
+        if alias is None or alias.canary_version != rollout.version:
+            return self._end(
+                session, rollout, "aborted", "abort",
+                "the alias's canary was changed by hand; the rollout stopped", [],
+            )  # fmt: skip
+        step_start = _aware(rollout.step_started_at)
+        canary = version_traffic(session, rollout.alias, rollout.version, step_start)
+        production = version_traffic(
+            session, rollout.alias, rollout.baseline_version, _aware(rollout.started_at)
+        )
+        waited = (utcnow() - step_start).total_seconds()
+        pairs = win_loss(session, rollout.alias, rollout.version, rollout.baseline_version)
+        verdict = judge(canary, production, rollout.policy, waited, pairs)
+        found = [c.as_dict() for c in verdict.comparisons]
+        rollout.last_check = {"at": utcnow().isoformat(), "outcome": verdict.outcome,
+                              "reason": verdict.reason, "comparisons": found}  # fmt: skip
+        steps = rollout.policy["steps"]
+        if verdict.outcome == "wait":
+            session.add(rollout)
+            session.commit()
+            return None
+        if verdict.outcome == "fail":
+            self.registry.set_canary(session, rollout.alias, None, 0.0)
+            return self._end(session, rollout, "rolled_back", "rollback", verdict.reason, found)
+        if rollout.step + 1 >= len(steps):
+            self.registry.promote(session, rollout.alias, rollout.version)
+            why = f"passed all {len(steps)} steps ({verdict.reason})"
+            return self._end(session, rollout, "promoted", "promote", why, found)
+        rollout.step += 1
+        rollout.step_started_at = utcnow()
+        share = steps[rollout.step]
+        self.registry.set_canary(session, rollout.alias, rollout.version, share / 100)
+        why = f"step {rollout.step} passed ({verdict.reason}); canary now {share}%"
+        return self._decide(session, rollout, "advance", why, found)
+
+    def _end(
+        self,
+        session: Session,
+        rollout: Rollout,
+        state: str,
+        action: str,
+        reason: str,
+        comparisons: list[dict[str, Any]],
+    ) -> RolloutDecision:
+        if action == "abort":
+            alias = self.registry.alias(session, rollout.alias)
+            if alias is not None and alias.canary_version == rollout.version:
+                self.registry.set_canary(session, rollout.alias, None, 0.0)
+        rollout.state = state
+        return self._decide(session, rollout, action, reason, comparisons)
+
+    def _decide(
+        self,
+        session: Session,
+        rollout: Rollout,
+        action: str,
+        reason: str,
+        comparisons: list[dict[str, Any]] | None = None,
+    ) -> RolloutDecision:
+        assert rollout.id is not None
+        rollout.updated_at = utcnow()
+        steps = rollout.policy["steps"]
+        share = (
+            100.0
+            if action == "promote"
+            else 0.0
+            if rollout.state != RUNNING
+            else steps[rollout.step]
+        )
+        decision = RolloutDecision(
+            rollout_id=rollout.id, alias=rollout.alias, step=rollout.step, share=share,
+            action=action, reason=reason, comparisons=comparisons or [],
+        )  # fmt: skip
+        session.add(rollout)
+        session.add(decision)
+        session.commit()
+        session.refresh(decision)
+        session.refresh(rollout)
+        log.warning("rollout %s of %s@%s: %s (%s)", rollout.id, rollout.alias, rollout.version,
+                    action, reason)  # fmt: skip
+        return decision
+
+    def _alert(self, rollout: Rollout, decision: RolloutDecision) -> None:
+        url = self.settings.alert_webhook_url
+        if url is None or decision.action not in {"promote", "rollback", "abort"}:
+            return
+        payload = {
+            "kind": "rollout",
+            "alias": rollout.alias,
+            "version": rollout.version,
+            "rollout_id": rollout.id,
+            "action": decision.action,
+            "reason": decision.reason,
+        }
+        try:
+            httpx.post(url, json=payload, timeout=10)
+        except httpx.HTTPError as exc:
+            log.warning("rollout alert webhook failed: %s", exc)
+
+
+def decisions(session: Session, rollout_id: int) -> list[RolloutDecision]:
+    return list(
+        session.exec(
+            select(RolloutDecision)
+            .where(RolloutDecision.rollout_id == rollout_id)
+            .order_by(col(RolloutDecision.id))
+        )
+    )
+
+
+def recent(session: Session, alias: str | None = None, limit: int = 50) -> list[Rollout]:
+    query = select(Rollout).order_by(col(Rollout.id).desc()).limit(limit)
+    if alias is not None:
+        query = query.where(Rollout.alias == alias)
+    return list(session.exec(query))
+
+
+def overview(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+    """Recent rollouts with what was last decided (or, while running, last checked)."""
+    rows = []
+    for rollout in recent(session, None, limit):
+        taken = decisions(session, rollout.id or 0)
+        summary = taken[-1].reason if taken else ""
+        if rollout.state == RUNNING and rollout.last_check:
+            summary = f"{rollout.last_check['outcome']}: {rollout.last_check['reason']}"
+        rows.append({**rollout.model_dump(), "summary": summary})
+    return rows
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
