@@ -125,6 +125,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
         )
         s.shadow = ShadowSender(s.router, s.replicas, s.http, s.capture)
+        s.metrics.watch_shadow(lambda: s.shadow.sent, lambda: s.shadow.dropped)
         s.proxy = Proxy(
             s.router,
             s.replicas,
@@ -147,6 +148,8 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         loop = asyncio.get_running_loop()
         manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
         await s.replicas.check_all()
+        for url in s.replicas.urls:  # exported from the start, not only after a change
+            s.metrics.replica_changed(url, url in s.replicas.healthy())
         sync = StateSync(s.db, s.router, settings.serve.templates_dir)
         await sync.once()
         background = [

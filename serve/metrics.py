@@ -1,5 +1,7 @@
 """Prometheus metrics of one gateway, on a registry of its own (never the global one)."""
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from feedback.capture import CaptureWriter
@@ -68,6 +70,13 @@ class GatewayMetrics:
         self.quarantined.set_function(lambda: capture.quarantined)
         self.held.set_function(lambda: capture.held)
         self.dropped.set_function(lambda: capture.dropped)
+
+    def watch_shadow(self, sent: Callable[[], float], dropped: Callable[[], float]) -> None:
+        """Shadow requests started and dropped (too many in flight) by this gateway."""
+        Gauge("loraloop_shadow_requests", "Shadow requests started", registry=self.registry
+              ).set_function(sent)  # fmt: skip
+        Gauge("loraloop_shadow_dropped", "Shadows dropped: too many in flight",
+              registry=self.registry).set_function(dropped)  # fmt: skip
 
     def replica_changed(self, url: str, healthy: bool) -> None:
         self.replica_up.labels(url).set(1 if healthy else 0)
