@@ -67,3 +67,16 @@ def _x(i: int, n: int) -> float:
 
 def _y(value: float, top: float) -> float:
     return HEIGHT - 20 - (HEIGHT - 40) * (value / top)
+
+
+def share_chart(points: list[tuple[Any, float]]) -> dict[str, Any]:
+    """One line of a share (0..1) over time, e.g. each drift report's drift share, drawn
+    like the ops page's charts (the same template macro shape)."""
+    n = len(points)
+    dots = [(_x(i, n), _y(value, 1.0)) for i, (_, value) in enumerate(points)]
+    step = max(1, n // 8)
+    ticks = [(_x(i, n), at.strftime("%m-%d %H:%M")) for i, (at, _) in enumerate(points)][::step]
+    line = {"color": COLORS[0], "dots": dots,
+            "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in dots)}  # fmt: skip
+    return {"key": "drift_share", "title": "Drift share", "lines": [line], "ticks": ticks,
+            "top": "100%", "empty": not dots, "W": WIDTH, "H": HEIGHT}  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
@@ -118,3 +118,24 @@ def ops_stats(
             )
         )
     return OpsStats(window=window, since=since, until=until, rows=rows)
+
+
+def last_hour(session: Session, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per alias, over the last hour of client traffic: requests, error rate, p95 latency."""
+    since = (now or datetime.now(UTC)) - timedelta(hours=1)
+    rows = session.exec(
+        select(Interaction.alias, Interaction.status_code, Interaction.latency_ms).where(
+            col(Interaction.created_at) >= since, col(Interaction.shadow_of).is_(None)
+        )
+    ).all()
+    groups: dict[str, list[tuple[int, float | None]]] = defaultdict(list)
+    for alias, status, latency in rows:
+        groups[alias or "(base model)"].append((status, latency))
+    out = []
+    for alias, items in sorted(groups.items()):
+        latencies = sorted(lat for status, lat in items if lat is not None and status < 400)
+        errors = sum(1 for status, _ in items if status >= 500)
+        out.append({"alias": alias, "requests": len(items), "errors": errors,
+                    "error_rate": errors / len(items),
+                    "p95_ms": _percentile(latencies, 95)})  # fmt: skip
+    return out

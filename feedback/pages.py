@@ -73,6 +73,23 @@ def same_site_form(request: Request, token: str) -> bool:
     return True
 
 
+def render(request: Request, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
+    """A page from feedback/web, with the CSRF token (and its cookie when new) and the
+    security headers."""
+    context["csrf"] = csrf_token(request)
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    if getattr(request.state, "new_csrf", None):
+        response.set_cookie(
+            CSRF,
+            request.state.new_csrf,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+    secured(response)
+    return response
+
+
 def build_pages(
     settings: FeedbackSettings,
     new_versions: Callable[[], set[tuple[str, int]]],
@@ -86,20 +103,6 @@ def build_pages(
     Viewer = Annotated[Any, Depends(signed_in("reviewer", COOKIE))]
     DB = Annotated[Session, Depends(get_session)]
     Public = [Depends(public())]
-
-    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        context["csrf"] = csrf_token(request)
-        response = templates.TemplateResponse(request, name, context, status_code=status)
-        if getattr(request.state, "new_csrf", None):
-            response.set_cookie(
-                CSRF,
-                request.state.new_csrf,
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
-            )
-        secured(response)
-        return response
 
     def sign_in(request: Request, message: str | None = None) -> HTMLResponse:
         """The sign-in form, with 401: the page needs a reviewer key."""

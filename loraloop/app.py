@@ -23,6 +23,7 @@ from feedback.drift import DriftReport
 from feedback.drift.api import build_router as drift_router
 from feedback.pages import build_pages as feedback_pages
 from loraloop.builders import build_engine_manager, build_registry
+from loraloop.console import build_console
 from loraloop.db import SessionFactory, create_db_engine
 from loraloop.settings import Settings
 from loraloop.worker import DriftJobs, Worker
@@ -203,6 +204,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
     app.include_router(
         feedback_pages(settings.feedback, recent, signed_in, public, rollouts_overview)
     )
+    app.include_router(build_console(settings, signed_in))
 
     def run_drift(alias: str, template: str | None) -> DriftReport:
         return app.state.drift.run(alias, template, "manual")

@@ -24,6 +24,7 @@ from loraloop import db
 from loraloop.app import create_app
 from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
+from retrain.settings import RetrainSettings
 from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,6 +144,7 @@ def gateway_settings(
         # The scheduler has its own tests; gateway tests start without it.
         worker=WorkerSettings(in_gateway=in_gateway),
         rollout=RolloutSettings(**rollout),
+        retrain=RetrainSettings(runs_dir=tmp_path / "runs"),
     )
 
 

@@ -90,6 +90,15 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/review/skip"): Sample("/review/skip", 303, form={"interaction_id": "x"}),
     ("GET", "/ops"): Sample("/ops", 200),
     ("GET", "/ops/drift/{report_id}"): Sample("/ops/drift/9", 404),
+    ("GET", "/ops/overview"): Sample("/ops/overview", 200),
+    ("GET", "/ops/drift"): Sample("/ops/drift", 200),
+    ("GET", "/ops/runs"): Sample("/ops/runs", 200),
+    ("GET", "/ops/runs/{alias}/{run_id}"): Sample("/ops/runs/a/run-1", 404),
+    ("GET", "/ops/runs/{alias}/{run_id}/{name}"): Sample("/ops/runs/a/run-1/loss.svg", 404),
+    ("GET", "/ops/adapters"): Sample("/ops/adapters", 200),
+    ("POST", "/ops/adapters/{name}/{action}"): Sample(
+        "/ops/adapters/a/promote", 200, form={"version": "1"}
+    ),
 }
 
 

@@ -1,0 +1,178 @@
+"""The operator's console in headless Chromium: overview, drift history, retraining runs
+(with the diff view) and adapters, where an admin promotes then rolls back through the
+page (confirmation, CSRF) and a reviewer sees everything but cannot act.
+
+Screenshots go to test-results/screenshots/console-*.png."""
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlmodel import Session
+
+from feedback.drift.store import save_report
+from feedback.drift.tables import DriftReport
+from feedback.jobs import JobRun
+from loraloop import db
+from loraloop.settings import Settings
+from serve.auth import create_key
+from tests.conftest import make_adapter_dir
+from tests.integration.feedback.test_pages import browser, shot
+
+__all__ = ["browser"]
+
+
+@pytest.fixture
+def console(
+    sqlite_url: str, make_live_gateway: Callable[..., Settings]
+) -> Iterator[dict[str, str]]:
+    settings = make_live_gateway(sqlite_url, require_keys=True)
+    base = f"http://127.0.0.1:{settings.serve.port}"
+    engine = db.create_db_engine(sqlite_url)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        keys = {role: create_key(session, role) for role in ("client", "reviewer", "admin")}
+        for i, (share, verdict) in enumerate(
+            [(0.1, "no_drift"), (0.6, "drift"), (0.2, "no_drift")]
+        ):
+            report = DriftReport(
+                created_at=now - timedelta(hours=3 - i), alias="support", reference_kind="window",
+                reference_rows=80, current_rows=60, drift_share=share, verdict=verdict,
+                drifted_columns=1 if verdict == "drift" else 0, reason=f"{share:.0%} drifted",
+                columns=[{"column": "prompt_length", "drifted": verdict == "drift"}],
+                decision={"alert": verdict == "drift"},
+            )  # fmt: skip
+            save_report(session, report, "<html><body>evidently report</body></html>")
+        shop = DriftReport(alias="shop", reference_kind="window", drift_share=0.7, verdict="drift",
+                           reason="70% drifted", columns=[], decision={})  # fmt: skip
+        save_report(session, shop, None)
+        session.add(JobRun(job="retrain", target="support", trigger="drift", status="succeeded",
+                           result="run-1: promoted support@2", finished_at=now))  # fmt: skip
+        session.commit()
+    engine.dispose()
+    run = settings.retrain.runs_dir / "support" / "run-1"
+    run.mkdir(parents=True)
+    gate = {
+        "passed": True,
+        "primary": "rouge_l",
+        "candidate": {"rouge_l": 0.8},
+        "production": {"rouge_l": 0.4},
+        "eval_set": "held_out",
+        "reasons": ["rouge_l +0.4"],
+    }
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "outcome": "promoted",
+                "version": 2,
+                "gate": gate,
+                "train_examples": 60,
+                "eval_examples": 8,
+            }
+        )
+    )
+    (run / "loss.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg"><polyline points="0,0 9,9"/></svg>'
+    )
+    (run / "report.html").write_text("<html><body><h1>Evaluation gate</h1></body></html>")
+    prediction = {
+        "set": "held_out",
+        "id": "q1",
+        "reference": "The lamp costs 40 euros.",
+        "production": "It costs money.",
+        "candidate": "The lamp costs 42 euros.",
+    }
+    (run / "eval_predictions.jsonl").write_text(json.dumps(prediction) + "\n")  # fmt: skip
+    store = settings.serve.adapter_store
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    with httpx.Client(base_url=base, headers=admin, timeout=30) as http:
+        for n in ("c1", "c2"):
+            lineage = {"run_id": "run-1", "dataset_hash": "ab" * 32} if n == "c2" else {}
+            out = http.post("/admin/adapters", json={"name": "support", "lineage": lineage,
+                            "path": str(make_adapter_dir(store, n))})  # fmt: skip
+            assert out.status_code == 201, out.text
+        assert http.post("/admin/aliases/support/promote", json={"version": 1}).status_code == 200
+        chat = {"model": "support", "messages": [{"role": "user", "content": "hi"}]}
+        client = {"Authorization": f"Bearer {keys['client']}"}
+        assert http.post("/v1/chat/completions", json=chat, headers=client).status_code == 200
+    yield {"base": base, **keys}
+
+
+def sign_in(page: Page, base: str, key: str) -> None:
+    page.goto(f"{base}/review")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+
+
+def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, str]) -> None:
+    base = console["base"]
+    page = browser.new_page()
+    sign_in(page, base, console["admin"])
+
+    page.goto(f"{base}/ops/overview")
+    expect(page.locator("#replicas tr.replica-up")).to_have_count(1)
+    expect(page.locator("#problems")).to_contain_text("shop: drift (70% drifted)")
+    expect(page.locator("#last-drift tr.verdict-no_drift")).to_contain_text("support")
+    expect(page.locator("#traffic")).to_contain_text("support")
+    expect(page.locator("#capture")).to_contain_text("queue 0")
+    shot(page, "console-overview.png")
+
+    page.goto(f"{base}/ops/drift")
+    expect(page.locator("#drift-reports tr.verdict-drift")).to_have_count(2)
+    page.select_option("#alias", "support")
+    page.click("#drift-filter button")
+    expect(page.locator("#chart-drift-share circle")).to_have_count(3)
+    expect(page.locator("#drift-reports tr.verdict-drift .columns")).to_have_text("prompt_length")
+    shot(page, "console-drift.png")
+    page.select_option("#verdict", "drift")
+    page.click("#drift-filter button")
+    expect(page.locator("#drift-reports tr.verdict-no_drift")).to_have_count(0)
+    expect(page.locator("#drift-reports tr.verdict-drift")).to_have_count(1)
+    page.click("#drift-reports tr.verdict-drift a")
+    expect(page.locator("body")).to_contain_text("evidently report")
+
+    page.goto(f"{base}/ops/runs")
+    expect(page.locator("#runs")).to_contain_text("rouge_l 0.800 vs 0.400")
+    page.click("text=run-1")
+    expect(page.locator("#gate")).to_contain_text("0.800")
+    candidate = page.locator("#predictions tr").nth(1).locator("td").nth(3)
+    expect(candidate.locator(".added")).to_have_text("42")
+    expect(candidate.locator(".missing")).to_have_text("40")
+    expect(page.locator("img#loss")).to_be_visible()
+    shot(page, "console-run.png")
+    assert page.request.get(f"{base}/ops/runs/support/run-1/report.html").ok
+    for bad in ("..%2F..%2Fetc/passwd", "run.json"):
+        assert page.request.get(f"{base}/ops/runs/support/run-1/{bad}").status == 404
+
+    page.goto(f"{base}/ops/adapters")
+    expect(page.locator("#alias-support .production")).to_have_text("v1")
+    expect(page.locator("#version-support-2")).to_contain_text("run-1")
+    page.click("#promote-support-2")
+    expect(page.locator("#confirm-question")).to_have_text("Promote support@2 to production?")
+    shot(page, "console-confirm.png")
+    page.click("#confirm")
+    expect(page.locator("#flash")).to_contain_text("support: production v2")
+    expect(page.locator("#alias-support .production")).to_have_text("v2")
+    page.click("#rollback-support")
+    page.click("#confirm")
+    expect(page.locator("#flash")).to_contain_text("support: production v1")
+    page.click("#canary-support-2")
+    expect(page.locator("#confirm-question")).to_contain_text("Send 10% of support's traffic to v2")
+    page.click("#confirm")
+    expect(page.locator("#flash")).to_contain_text("production v1, canary v2 at 10%")
+    shot(page, "console-adapters.png")
+
+    reviewer = browser.new_page()
+    sign_in(reviewer, base, console["reviewer"])
+    reviewer.goto(f"{base}/ops/adapters")
+    expect(reviewer.locator("#read-only")).to_be_visible()
+    expect(reviewer.locator("#promote-support-2")).to_have_count(0)
+    csrf = next(c["value"] for c in reviewer.context.cookies() if c["name"] == "loraloop_csrf")
+    form = {"version": "2", "confirm": "yes", "csrf": csrf}
+    refused = reviewer.request.post(f"{base}/ops/adapters/support/promote", form=form)
+    assert refused.status == 401
+    reviewer.goto(f"{base}/ops/adapters")
+    expect(reviewer.locator("#alias-support .production")).to_have_text("v1")
