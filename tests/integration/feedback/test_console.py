@@ -20,9 +20,7 @@ from loraloop import db
 from loraloop.settings import Settings
 from serve.auth import create_key
 from tests.conftest import make_adapter_dir
-from tests.integration.feedback.test_pages import browser, shot
-
-__all__ = ["browser"]
+from tests.utils.browser import shot
 
 
 @pytest.fixture

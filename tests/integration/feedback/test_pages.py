@@ -4,40 +4,18 @@ Screenshots go to test-results/screenshots/. The gateway runs on the fake engine
 tests are about the pages, the real engine is covered elsewhere.
 """
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlmodel import Session, select
 
 from feedback.models import Review
 from loraloop import db
 from loraloop.settings import Settings
 from serve.auth import create_key
-from tests.conftest import REPO
-
-SHOTS = REPO / "test-results" / "screenshots"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is missing: `make test` installs it (make browser)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
-        yield browser
-        browser.close()
+from tests.utils.browser import shot
 
 
 @pytest.fixture
@@ -73,11 +51,6 @@ def site(migrated_db: str, make_live_gateway: Callable[..., Settings]) -> dict[s
                 == 200
             )
     return {"base": base, "reviewer": keys["reviewer"], "db": migrated_db}
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
 
 
 def test_reviewer_signs_in_reviews_with_keyboard_and_skips(
