@@ -155,6 +155,7 @@ class RolloutRequest(BaseModel):
     min_reviews: int | None = Field(default=None, ge=2, le=10_000_000)
     alpha: float | None = Field(default=None, gt=0, lt=1)
     latency_tolerance: float | None = Field(default=None, ge=0, le=100)
+    latency_slack_ms: float | None = Field(default=None, ge=0, le=1e7)
     max_step_s: float | None = Field(default=None, gt=0, le=1e9)
 
 

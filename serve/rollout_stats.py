@@ -5,7 +5,8 @@ level is split over the comparisons made (Bonferroni) so more metrics do not mea
 false rollbacks.
 
 - rates (errors, thumbs-down, pairwise losses): two-proportion z-test, H1 canary > production;
-- p95 latency: a stated threshold, canary p95 > production p95 x (1 + tolerance);
+- p95 latency: a stated threshold, canary p95 > production p95 x (1 + tolerance) and more
+  than `slack_ms` above it;
 - mean review score: Welch's t-test, H1 canary < production.
 """
 
@@ -70,17 +71,23 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def compare_p95(
-    canary: Sequence[float], production: Sequence[float], tolerance: float, min_n: int
+    canary: Sequence[float],
+    production: Sequence[float],
+    tolerance: float,
+    min_n: int,
+    slack_ms: float = 0.0,
 ) -> Comparison:
+    """Worse when the canary's p95 is above production's by more than `tolerance` (relative)
+    and by more than `slack_ms` (absolute: on fast answers a few ms of noise is a large ratio)."""
     n1, n2 = len(canary), len(production)
-    test = f"p95 threshold: canary > production x {1 + tolerance:g}"
+    test = f"p95 threshold: canary > production x {1 + tolerance:g} and + {slack_ms:g} ms"
     if n1 < max(1, min_n) or n2 < max(1, min_n):
         return Comparison(
             "p95_latency_ms", None, None, (n1, n2), test, None, "no_data",
             f"{n1} canary and {n2} production latencies; needs {max(1, min_n)} each",
         )  # fmt: skip
     c, p = percentile(canary, 0.95), percentile(production, 0.95)
-    worse = c > p * (1 + tolerance)
+    worse = c > p * (1 + tolerance) and c - p > slack_ms
     return Comparison(
         "p95_latency_ms", c, p, (n1, n2), test, None, "worse" if worse else "ok",
         f"{c:.0f} ms vs {p:.0f} ms ({'above' if worse else 'within'} +{tolerance:.0%})",

@@ -75,7 +75,7 @@ def judge(
         ),
         compare_p95(
             canary.latencies_ms, production.latencies_ms, policy["latency_tolerance"],
-            policy["min_requests"] // 2,
+            policy["min_requests"] // 2, policy.get("latency_slack_ms", 0.0),
         ),
         compare_rates(
             "thumbs_down_rate", (canary.thumbs_down, canary.rated),
@@ -127,6 +127,7 @@ class RolloutController:
             "min_reviews",
             "alpha",
             "latency_tolerance",
+            "latency_slack_ms",
             "max_step_s",
         )
         return {k: getattr(merged, k) for k in keys}

@@ -116,6 +116,9 @@ class RolloutSettings(BaseSettings):
     min_reviews: int = Field(10, ge=2, description="Reviews per side before scores count.")
     alpha: float = Field(0.05, gt=0, lt=1, description="Significance level, split over metrics.")
     latency_tolerance: float = Field(0.25, ge=0, description="Canary p95 may exceed by this.")
+    latency_slack_ms: float = Field(
+        100, ge=0, description="...and by this many ms: a p95 within it is never worse."
+    )
     max_step_s: float = Field(
         86_400, gt=0, description="A step still waiting for ratings after this is judged without."
     )

@@ -12,6 +12,7 @@ POLICY = {
     "min_reviews": 10,
     "alpha": 0.05,
     "latency_tolerance": 0.25,
+    "latency_slack_ms": 100,
     "max_step_s": 3600,
 }
 
@@ -38,6 +39,9 @@ def test_latency_and_scores() -> None:
     assert compare_p95(slow, fast, 0.25, 10).outcome == "worse"
     assert compare_p95(fast, slow, 0.25, 10).outcome == "ok"
     assert compare_p95(fast[:3], slow, 0.25, 10).outcome == "no_data"
+    # 9 ms vs 12 ms is +33 %, and noise: within the absolute slack it is never worse
+    assert compare_p95([12.0] * 20, [9.0] * 20, 0.25, 10, slack_ms=100).outcome == "ok"
+    assert compare_p95(slow, fast, 0.25, 10, slack_ms=100).outcome == "worse"  # +300 ms
     low, high = [2.0, 3.0] * 15, [4.0, 5.0] * 15
     worse = compare_means("review_score", low, high, 0.05, 10)
     assert worse.outcome == "worse" and worse.test == "Welch's t-test"
