@@ -175,12 +175,7 @@ def build_router(
         pair = next_pair(session, reviewer)
         if pair is None:
             return Response(status_code=204)
-        return PairItem(
-            interaction_id=pair.production.id,
-            alias=pair.production.alias,
-            messages=pair.production.conversation,
-            answers=pair.answers(reviewer),
-        )
+        return PairItem(**pair.shown(reviewer))
 
     @router.post("/v1/reviews/pairs", response_model=PairResult, status_code=201)
     def submit_pair_review(body: PairRequest, principal: Reviewer, session: DB) -> PairResult:
@@ -203,8 +198,8 @@ def build_router(
     @router.post("/v1/datasets/preferences", dependencies=[Depends(require("admin"))])
     def export_pairs(body: PreferenceExportRequest, session: DB) -> dict[str, Any]:
         """Judged shadow pairs as DPO preference rows, with their manifest."""
-        rows, manifest = export_preferences(session, body.alias, settings.pii_patterns)
-        return {"manifest": manifest, "rows": rows}
+        result = export_preferences(session, body.alias, settings.pii_patterns)
+        return {"manifest": result.manifest, "rows": result.rows}
 
     @router.post("/v1/datasets/export", dependencies=[Depends(require("admin"))])
     def export(filters: ExportFilters, session: DB) -> dict[str, Any]:

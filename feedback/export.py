@@ -75,10 +75,7 @@ def export_dataset(
         answer, from_correction = reviewed_answer(item, reviews.get(item.id, []), filters)
         if answer is None:
             continue
-        messages = [
-            {"role": m["role"], "content": scrubber.scrub(str(m.get("content", "")))}
-            for m in item.conversation
-        ]
+        messages = scrubber.scrub_messages(item.conversation)
         messages.append({"role": "assistant", "content": scrubber.scrub(answer)})
         labels = sorted({label for r in reviews[item.id] for label in r.labels})
         rows.append({"messages": messages, "template": item.template, "labels": labels})

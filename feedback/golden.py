@@ -75,10 +75,8 @@ def pin(
             f"{min_score}: correct it before pinning"
         )
     scrubber = Scrubber(pii_patterns)
-    messages = [
-        {"role": str(m["role"]), "content": scrubber.scrub(str(m.get("content", "")))}
-        for m in item.conversation
-    ] + [{"role": "assistant", "content": scrubber.scrub(answer)}]
+    answered = {"role": "assistant", "content": scrubber.scrub(answer)}
+    messages = [*scrubber.scrub_messages(item.conversation), answered]
     labels = sorted({label for r in reviews for label in r.labels})
     row = GoldenItem(
         alias=alias,

@@ -7,14 +7,14 @@ and PostgreSQL alike. A lock left by a crashed process expires.
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Engine, Float, LargeBinary, Table, Text, Unicode, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from feedback.models import utcnow
+from feedback.models import aware, utcnow
 
 T = TypeVar("T")
 
@@ -64,17 +64,13 @@ class JobBusy(RuntimeError):
     """Another run for the same target holds the lock."""
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 @contextmanager
 def job_lock(db: Engine, name: str, owner: str, ttl_s: float) -> Iterator[None]:
     """Hold `name` for the block, or raise JobBusy. Expired locks are taken over."""
     now = utcnow()
     with Session(db) as session:
         held = session.get(JobLock, name)
-        if held is not None and _aware(held.expires_at) > now:
+        if held is not None and aware(held.expires_at) > now:
             raise JobBusy(f"{name} is already running")
         if held is not None:
             session.delete(held)

@@ -29,38 +29,32 @@ class Traffic:
 def version_traffic(session: Session, alias: str, version: int, since: datetime) -> Traffic:
     """The version's requests through its alias since `since` (pinned `alias@N` requests
     are someone choosing the version, not the rollout's traffic split, so they count too)."""
-    rows = session.exec(
-        select(Interaction.id, Interaction.status_code, Interaction.latency_ms).where(
-            Interaction.alias == alias,
-            Interaction.adapter_version == version,
-            col(Interaction.created_at) >= since,
-            col(Interaction.shadow_of).is_(None),
-        )
-    ).all()
-    traffic = Traffic(requests=len(rows))
-    ids = [r[0] for r in rows]
-    for _, status, latency in rows:
+    served = (
+        col(Interaction.alias) == alias,
+        col(Interaction.adapter_version) == version,
+        col(Interaction.created_at) >= since,
+        col(Interaction.shadow_of).is_(None),
+    )
+    rows = session.exec(select(Interaction.status_code, Interaction.latency_ms).where(*served))
+    traffic = Traffic()
+    for status, latency in rows:
+        traffic.requests += 1
         if status >= 500:
             traffic.errors += 1
         elif status < 400 and latency is not None:
             traffic.latencies_ms.append(latency)
-    for chunk in _chunks(ids, 500):
-        ratings = session.exec(
-            select(UserFeedback).where(
-                col(UserFeedback.interaction_id).in_(chunk), col(UserFeedback.current)
-            )
-        ).all()
-        traffic.rated += len(ratings)
-        traffic.thumbs_down += sum(1 for r in ratings if r.negative)
-        superseded = select(Review.supersedes_id).where(col(Review.supersedes_id).is_not(None))
-        reviews = session.exec(
-            select(Review.score).where(
-                col(Review.interaction_id).in_(chunk), col(Review.id).not_in(superseded)
-            )
-        ).all()
-        traffic.review_scores.extend(float(s) for s in reviews)
+    ratings = session.exec(
+        select(UserFeedback)
+        .join(Interaction, col(Interaction.id) == UserFeedback.interaction_id)
+        .where(*served, col(UserFeedback.current))
+    ).all()
+    traffic.rated = len(ratings)
+    traffic.thumbs_down = sum(1 for r in ratings if r.negative)
+    superseded = select(Review.supersedes_id).where(col(Review.supersedes_id).is_not(None))
+    scores = session.exec(
+        select(Review.score)
+        .join(Interaction, col(Interaction.id) == Review.interaction_id)
+        .where(*served, col(Review.id).not_in(superseded))
+    ).all()
+    traffic.review_scores = [float(s) for s in scores]
     return traffic
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

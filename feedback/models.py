@@ -16,6 +16,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -51,12 +52,13 @@ def _bucket(t: datetime, window: Window) -> datetime:
     )
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0 < q < 1, in hundredths) by linear interpolation; None when empty."""
     if not values:
         return None
     if len(values) == 1:
         return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def ops_stats(
@@ -113,8 +115,8 @@ def ops_stats(
                 correction_rate=(sum(i.id in corrected for i in reviewed) / len(reviewed))
                 if reviewed
                 else None,
-                latency_p50_ms=_percentile(latencies, 50),
-                latency_p95_ms=_percentile(latencies, 95),
+                latency_p50_ms=percentile(latencies, 0.5),
+                latency_p95_ms=percentile(latencies, 0.95),
             )
         )
     return OpsStats(window=window, since=since, until=until, rows=rows)
@@ -137,5 +139,5 @@ def last_hour(session: Session, now: datetime | None = None) -> list[dict[str, A
         errors = sum(1 for status, _ in items if status >= 500)
         out.append({"alias": alias, "requests": len(items), "errors": errors,
                     "error_rate": errors / len(items),
-                    "p95_ms": _percentile(latencies, 95)})  # fmt: skip
+                    "p95_ms": percentile(latencies, 0.95)})  # fmt: skip
     return out

@@ -248,12 +248,7 @@ def build_pages(
             return sign_in(request, "Sign in to compare answers.")
         reviewer = who.key_id or "local"
         found = next_pair(session, reviewer)
-        pair = found and {
-            "interaction_id": found.production.id,
-            "alias": found.production.alias,
-            "messages": found.production.conversation,
-            "answers": found.answers(reviewer),
-        }
+        pair = found and found.shown(reviewer)
         return render(request, "pairs.html", pair=pair, reviewer=reviewer, message=message)
 
     @router.post("/review/pairs/submit")

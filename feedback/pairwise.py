@@ -11,7 +11,6 @@ reviewers, and recomputed at submit, so the page never carries which side is whi
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from feedback.export import Export
 from feedback.models import Interaction, PairwiseReview
 from feedback.pii import Scrubber
 
@@ -44,6 +44,15 @@ class Pair:
         """The two answers as A and B, in this reviewer's order."""
         texts = [self.production.response_text or "", self.shadow.response_text or ""]
         return texts[::-1] if swapped(reviewer, self.production.id) else texts
+
+    def shown(self, reviewer: str) -> dict[str, Any]:
+        """What a reviewer is shown: the request and the two answers, nothing more."""
+        return {
+            "interaction_id": self.production.id,
+            "alias": self.production.alias,
+            "messages": self.production.conversation,
+            "answers": self.answers(reviewer),
+        }
 
 
 def swapped(reviewer: str, interaction_id: str) -> bool:
@@ -131,20 +140,26 @@ def win_loss(session: Session, alias: str, candidate: int, baseline: int) -> tup
 
 def export_preferences(
     session: Session, alias: str | None, pii_patterns: dict[str, str] | None = None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> Export:
     """One row per judged pair with a majority: the prompt, the preferred answer (or the
     latest correction) as `chosen`, the other as `rejected`. Ties are left out."""
-    query = select(PairwiseReview).order_by(col(PairwiseReview.id))
+    query = (
+        select(PairwiseReview)
+        .join(Interaction, col(Interaction.id) == PairwiseReview.interaction_id)
+        .order_by(col(PairwiseReview.id))
+    )
+    if alias:
+        query = query.where(Interaction.alias == alias)
     by_pair: dict[tuple[str, str], list[PairwiseReview]] = defaultdict(list)
     for review in session.exec(query):
         by_pair[(review.interaction_id, review.shadow_id)].append(review)
+    wanted = {i for pair in by_pair for i in pair}
+    found = session.exec(select(Interaction).where(col(Interaction.id).in_(wanted)))
+    items = {i.id: i for i in found}
     scrubber = Scrubber(pii_patterns)
     rows, ids, skipped = [], [], Counter[str]()
     for (production_id, shadow_id), reviews in by_pair.items():
-        production = session.get(Interaction, production_id)
-        shadow = session.get(Interaction, shadow_id)
-        if production is None or shadow is None or (alias and production.alias != alias):
-            continue
+        production, shadow = items[production_id], items[shadow_id]
         votes = Counter(r.preferred for r in reviews if r.preferred != "tie")
         correction = next((r.correction for r in reversed(reviews) if r.correction), None)
         texts = {"production": production.response_text or "", "shadow": shadow.response_text or ""}
@@ -155,21 +170,20 @@ def export_preferences(
         loser = "shadow" if winner == "production" else "production"
         chosen = correction if correction is not None else texts[winner]
         rows.append({
-            "prompt": [{"role": m["role"], "content": scrubber.scrub(str(m.get("content", "")))}
-                       for m in production.conversation],
+            "prompt": scrubber.scrub_messages(production.conversation),
             "chosen": [{"role": "assistant", "content": scrubber.scrub(chosen)}],
             "rejected": [{"role": "assistant", "content": scrubber.scrub(texts[loser])}],
         })  # fmt: skip
         ids.append({"interaction_id": production_id, "shadow_id": shadow_id,
                     "chosen": "correction" if correction is not None else winner})  # fmt: skip
-    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    manifest = {
+    export = Export(rows=rows, manifest={})
+    export.manifest = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "filters": {"alias": alias} if alias else {},
         "format": "preference JSONL (TRL DPO, conversational): prompt, chosen, rejected",
         "counts": {"rows": len(rows), "skipped": dict(skipped)},
         "pii_scrubbed": dict(sorted(scrubber.counts.items())),
         "row_ids": ids,
-        "content_sha256": hashlib.sha256(body.encode()).hexdigest(),
+        "content_sha256": hashlib.sha256(export.jsonl().encode()).hexdigest(),
     }
-    return rows, manifest
+    return export

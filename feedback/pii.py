@@ -8,6 +8,7 @@ order numbers and the like are left alone.
 import re
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
@@ -43,6 +44,11 @@ class Scrubber:
         for name, pattern in self._extra.items():
             text = pattern.sub(self._count(name), text)
         return text
+
+    def scrub_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Chat messages with their content scrubbed (and only role and content kept)."""
+        return [{"role": str(m["role"]), "content": self.scrub(str(m.get("content", "")))}
+                for m in messages]  # fmt: skip
 
     def _count(self, kind: str):  # type: ignore[no-untyped-def]
         def replace(_: re.Match[str]) -> str:

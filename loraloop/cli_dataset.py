@@ -70,12 +70,12 @@ def preferences(
     engine = create_db_engine(settings.db.url.get_secret_value())
     try:
         with Session(engine) as session:
-            rows, manifest = export_preferences(session, alias, settings.feedback.pii_patterns)
+            result = export_preferences(session, alias, settings.feedback.pii_patterns)
     finally:
         engine.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out.write_text(result.jsonl())
     path = out.with_suffix(".manifest.json")
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    console.print(f"{len(rows)} preference rows -> {out}")
-    console.print(f"manifest -> {path}; PII scrubbed: {manifest['pii_scrubbed'] or 'none'}")
+    path.write_text(json.dumps(result.manifest, indent=2) + "\n")
+    console.print(f"{len(result.rows)} preference rows -> {out}")
+    console.print(f"manifest -> {path}; PII scrubbed: {result.manifest['pii_scrubbed'] or 'none'}")

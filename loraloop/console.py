@@ -19,7 +19,7 @@ from sqlmodel import Session
 from feedback.api import get_capture, get_session
 from feedback.capture import CaptureWriter
 from feedback.charts import share_chart
-from feedback.drift.store import list_reports
+from feedback.drift.store import latest_reports, list_reports
 from feedback.jobs import recent_runs
 from feedback.ops import last_hour
 from feedback.pages import COOKIE, render, same_site_form, secured
@@ -61,9 +61,7 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
     ) -> Response:
         if who is None:
             return login(request)
-        drift: dict[str, Any] = {}
-        for report in list_reports(session, limit=200):
-            drift.setdefault(report.alias, report)
+        drift = latest_reports(session)
         running = [r for r in recent_runs(session, limit=100) if r.status == "running"]
         traffic = last_hour(session)
         down = [r for r in replicas.status() if r["state"] != "up"]
@@ -95,7 +93,7 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         alias = alias or None
         verdict = verdict if verdict in VERDICTS else None
         reports = list_reports(session, alias, verdict, limit=200)
-        aliases = sorted({r.alias for r in list_reports(session, limit=500)})
+        aliases = sorted(latest_reports(session))
         points = [(r.created_at, r.drift_share) for r in reversed(reports)
                   if r.drift_share is not None]  # fmt: skip
         chart = share_chart(points) if points else None

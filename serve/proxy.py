@@ -24,13 +24,14 @@ from sqlalchemy import Engine
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
 from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
+from serve.completions import answer_fields, engine_path
 from serve.errors import APIError, error_response
 from serve.limits import RequestLimits, check_inference, parse_json, read_body
 from serve.metrics import GatewayMetrics
 from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
-from serve.shadow import ShadowSender, engine_path
+from serve.shadow import ShadowSender
 from serve.templates import TemplateStore, VariableError
 
 log = logging.getLogger(__name__)
@@ -220,16 +221,7 @@ class Proxy:
             return self._engine_error(response.status, data, record)
         data["model"] = record["requested_model"]
         data["interaction_id"] = record["id"]
-        choice = (data.get("choices") or [{}])[0]
-        usage = data.get("usage") or {}
-        record.update(
-            response_text=(choice.get("message") or {}).get("content")
-            if endpoint == "chat"
-            else choice.get("text"),
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-        )
+        record.update(answer_fields(data, endpoint))
         return self._with_id(JSONResponse(data), record)
 
     async def _stream(

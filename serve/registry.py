@@ -177,30 +177,33 @@ class Registry:
         return self._save(session, alias)
 
     def set_canary(self, session: Session, name: str, number: int | None, share: float) -> Alias:
-        if not 0.0 <= share <= 1.0:
-            raise RegistryError(f"canary share must be between 0 and 1, got {share}")
-        alias = session.get(Alias, name)
-        if alias is None or alias.production_version is None:
-            raise RegistryError(f"alias '{name}' has no production version to canary against")
-        if number is not None:
-            self.version(session, name, number)
+        alias = self._beside_production(session, name, number, share, "canary")
         alias.canary_version = number
         alias.canary_share = share if number is not None else 0.0
         return self._save(session, alias)
 
     def set_shadow(self, session: Session, name: str, number: int | None, share: float) -> Alias:
-        if not 0.0 <= share <= 1.0:
-            raise RegistryError(f"shadow share must be between 0 and 1, got {share}")
-        alias = session.get(Alias, name)
-        if alias is None or alias.production_version is None:
-            raise RegistryError(f"alias '{name}' has no production version to shadow")
-        if number is not None:
-            self.version(session, name, number)
-            if number == alias.production_version:
-                raise RegistryError(f"{name}@{number} is production; it cannot shadow itself")
+        alias = self._beside_production(session, name, number, share, "shadow")
+        if number is not None and number == alias.production_version:
+            raise RegistryError(f"{name}@{number} is production; it cannot shadow itself")
         alias.shadow_version = number
         alias.shadow_share = share if number is not None else 0.0
         return self._save(session, alias)
+
+    def _beside_production(
+        self, session: Session, name: str, number: int | None, share: float, role: str
+    ) -> Alias:
+        """The alias a canary or shadow version is set on, after checking the share, that
+        the alias serves a production version, and that the version exists."""
+        if not 0.0 <= share <= 1.0:
+            raise RegistryError(f"{role} share must be between 0 and 1, got {share}")
+        alias = session.get(Alias, name)
+        if alias is None or alias.production_version is None:
+            against = "canary against" if role == "canary" else "shadow"
+            raise RegistryError(f"alias '{name}' has no production version to {against}")
+        if number is not None:
+            self.version(session, name, number)
+        return alias
 
     def rollback(self, session: Session, name: str) -> Alias:
         alias = session.get(Alias, name)

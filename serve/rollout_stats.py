@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from feedback.ops import percentile
+
 Outcome = Literal["ok", "worse", "no_data"]
 
 
@@ -63,13 +65,6 @@ def compare_rates(
     )  # fmt: skip
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def compare_p95(
     canary: Sequence[float],
     production: Sequence[float],
@@ -86,7 +81,7 @@ def compare_p95(
             "p95_latency_ms", None, None, (n1, n2), test, None, "no_data",
             f"{n1} canary and {n2} production latencies; needs {max(1, min_n)} each",
         )  # fmt: skip
-    c, p = percentile(canary, 0.95), percentile(production, 0.95)
+    c, p = percentile(canary, 0.95) or 0.0, percentile(production, 0.95) or 0.0
     worse = c > p * (1 + tolerance) and c - p > slack_ms
     return Comparison(
         "p95_latency_ms", c, p, (n1, n2), test, None, "worse" if worse else "ok",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from feedback.live import Traffic, version_traffic
+from feedback.models import aware
 from feedback.pairwise import win_loss
 from serve.registry import Registry, RegistryError
 from serve.rollout_stats import (
@@ -36,6 +36,7 @@ from serve.tables import Rollout, RolloutDecision, utcnow
 
 log = logging.getLogger(__name__)
 RUNNING = "running"
+NOT_POLICY = {"check_interval_s", "alert_webhook_url"}  # how often, whom to tell
 
 
 class RolloutError(ValueError):
@@ -120,17 +121,7 @@ class RolloutController:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise RolloutError(f"invalid rollout policy: {where}: {first['msg']}") from None
-        keys = (
-            "steps",
-            "min_requests",
-            "min_ratings",
-            "min_reviews",
-            "alpha",
-            "latency_tolerance",
-            "latency_slack_ms",
-            "max_step_s",
-        )
-        return {k: getattr(merged, k) for k in keys}
+        return merged.model_dump(exclude=NOT_POLICY)
 
     def start(
         self, session: Session, alias: str, version: int, policy: dict[str, Any], by: str | None
@@ -196,10 +187,10 @@ class RolloutController:
                 session, rollout, "aborted", "abort",
                 "the alias's canary was changed by hand; the rollout stopped", [],
             )  # fmt: skip
-        step_start = _aware(rollout.step_started_at)
+        step_start = aware(rollout.step_started_at)
         canary = version_traffic(session, rollout.alias, rollout.version, step_start)
         production = version_traffic(
-            session, rollout.alias, rollout.baseline_version, _aware(rollout.started_at)
+            session, rollout.alias, rollout.baseline_version, aware(rollout.started_at)
         )
         waited = (utcnow() - step_start).total_seconds()
         pairs = win_loss(session, rollout.alias, rollout.version, rollout.baseline_version)
@@ -213,7 +204,6 @@ class RolloutController:
             session.commit()
             return None
         if verdict.outcome == "fail":
-            self.registry.set_canary(session, rollout.alias, None, 0.0)
             return self._end(session, rollout, "rolled_back", "rollback", verdict.reason, found)
         if rollout.step + 1 >= len(steps):
             self.registry.promote(session, rollout.alias, rollout.version)
@@ -235,10 +225,11 @@ class RolloutController:
         reason: str,
         comparisons: list[dict[str, Any]],
     ) -> RolloutDecision:
-        if action == "abort":
-            alias = self.registry.alias(session, rollout.alias)
-            if alias is not None and alias.canary_version == rollout.version:
-                self.registry.set_canary(session, rollout.alias, None, 0.0)
+        """The rollout is over: its canary share goes to 0 (a promotion has already made the
+        version production), and the last decision is recorded."""
+        alias = self.registry.alias(session, rollout.alias)
+        if alias is not None and alias.canary_version == rollout.version:
+            self.registry.set_canary(session, rollout.alias, None, 0.0)
         rollout.state = state
         return self._decide(session, rollout, action, reason, comparisons)
 
@@ -318,8 +309,3 @@ def overview(session: Session, limit: int = 20) -> list[dict[str, Any]]:
             summary = f"{rollout.last_check['outcome']}: {rollout.last_check['reason']}"
         rows.append({**rollout.model_dump(), "summary": summary})
     return rows
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

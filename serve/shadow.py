@@ -21,15 +21,12 @@ import aiohttp
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
 from serve.adapters import AdapterRouter, Target
+from serve.completions import answer_fields, engine_path
 from serve.replicas import ReplicaPool
 
 log = logging.getLogger(__name__)
 COPIED = ("client_key_id", "endpoint", "request", "rendered_messages", "template",
           "template_version")  # fmt: skip
-
-
-def engine_path(endpoint: str) -> str:
-    return "chat/completions" if endpoint == "chat" else "completions"
 
 
 class ShadowSender:
@@ -104,16 +101,7 @@ class ShadowSender:
             if status >= 400 or not isinstance(data, dict):
                 record.update(status_code=502 if status >= 500 else status, error=str(data)[:2000])
             else:
-                choice = (data.get("choices") or [{}])[0]
-                usage = data.get("usage") or {}
-                record.update(
-                    response_text=(choice.get("message") or {}).get("content")
-                    if endpoint == "chat"
-                    else choice.get("text"),
-                    finish_reason=choice.get("finish_reason"),
-                    prompt_tokens=usage.get("prompt_tokens"),
-                    completion_tokens=usage.get("completion_tokens"),
-                )
+                record.update(answer_fields(data, endpoint))
         except asyncio.CancelledError:
             record.update(status_code=499, error="shadow cancelled at shutdown")
             raise

@@ -8,7 +8,7 @@ import gzip
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from feedback.drift.tables import DriftReport, DriftReportHtml
 from feedback.models import utcnow
@@ -34,6 +34,13 @@ def list_reports(
     if verdict:
         query = query.where(DriftReport.verdict == verdict)
     return list(session.exec(query))
+
+
+def latest_reports(session: Session) -> dict[str, DriftReport]:
+    """Each alias's newest report (every alias that has one)."""
+    newest = select(func.max(DriftReport.id)).group_by(col(DriftReport.alias))
+    rows = session.exec(select(DriftReport).where(col(DriftReport.id).in_(newest)))
+    return {r.alias: r for r in rows}
 
 
 def report_html(session: Session, report_id: int) -> str | None:
