@@ -10,10 +10,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 PYTEST_ARGS ?=
 
-export LORALOOP_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
-
 .PHONY: run test demo install model db postgres browser nginx lint bench clean
 
+# `make run` is open mode (no key from this machine; loopback only); set
+# LORALOOP_SERVE_REQUIRE_KEYS=true in the environment to require keys here too.
+run: export LORALOOP_SERVE_REQUIRE_KEYS ?= false
 run: install model db ## start engine + gateway on localhost
 	$(BIN)/loraloop run
 
@@ -21,7 +22,8 @@ demo: install model ## the whole loop on the embedded model (support-desk scenar
 	$(BIN)/loraloop demo
 
 test: install model postgres browser nginx ## set up and run every test (unit + integration)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	LORALOOP_TEST_PG_URL="$${LORALOOP_TEST_PG_URL:-$$(scripts/ensure-postgres.sh --url)}" \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 

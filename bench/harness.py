@@ -3,6 +3,7 @@ drives concurrent load against it."""
 
 import asyncio
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ class Running:
     model: str
     adapter_store: Path
     db_url: str
+    engine_key: str
 
 
 @contextmanager
@@ -42,13 +44,15 @@ def platform() -> Iterator[Running]:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         gw, en = free_port(), free_port()
+        key = secrets.token_urlsafe(24)
         env = {**os.environ, "LORALOOP_DB_URL": f"sqlite:///{d / 'bench.db'}",
                "LORALOOP_SERVE_PORT": str(gw), "LORALOOP_ENGINE_PORT": str(en),
                "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"),
                "LORALOOP_SERVE_ADAPTER_STORE": str(d / "adapters"),
                "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
                "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
-               "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl")}  # fmt: skip
+               "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
+               "LORALOOP_SERVE_REQUIRE_KEYS": "false", "LORALOOP_ENGINE_API_KEY": key}  # fmt: skip
         (d / "adapters").mkdir()
         subprocess.run(
             [LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO
@@ -68,13 +72,16 @@ def platform() -> Iterator[Running]:
                 except httpx.HTTPError:
                     pass
                 time.sleep(1)
-            model = httpx.get(f"http://127.0.0.1:{en}/v1/models").json()["data"][0]["id"]
+            model = httpx.get(
+                f"http://127.0.0.1:{en}/v1/models", headers={"Authorization": f"Bearer {key}"}
+            ).json()["data"][0]["id"]
             yield Running(
                 f"http://127.0.0.1:{gw}",
                 f"http://127.0.0.1:{en}",
                 model,
                 d / "adapters",
                 env["LORALOOP_DB_URL"],
+                key,
             )
         finally:
             proc.send_signal(signal.SIGTERM)

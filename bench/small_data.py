@@ -87,7 +87,9 @@ def main() -> None:
     configs = {"defaults": {}, "previous": PREVIOUS}
     rows: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
-        evaluator = Evaluator(running.engine, max_tokens=64, concurrency=16)
+        evaluator = Evaluator(
+            running.engine, max_tokens=64, concurrency=16, api_key=running.engine_key
+        )
         for scenario in args.scenarios:
             train, held = load(scenario)
             small = random.Random(0).sample(train, args.small)

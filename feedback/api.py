@@ -52,6 +52,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(tags=["feedback"])
     DB = Annotated[Session, Depends(get_session)]
+    Client = Annotated[Any, Depends(require("client"))]
     Reviewer = Annotated[Any, Depends(require("reviewer"))]
     Admin = Annotated[Any, Depends(require("admin"))]
 
@@ -61,23 +62,28 @@ def build_router(
     def queue() -> ReviewQueue:
         return ReviewQueue(settings, new_versions())
 
-    @router.post(
-        "/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(require("client"))]
-    )
+    @router.post("/v1/feedback", response_model=FeedbackResponse)
     def feedback(
         body: FeedbackRequest,
+        principal: Client,
         session: DB,
         capture: Annotated[CaptureWriter, Depends(get_capture)],
     ) -> FeedbackResponse:
-        """An end user's rating; a second one from the same end user replaces the first.
+        """The end user's rating of an interaction; a second one replaces the first (an
+        interaction has one current rating, as it had one end user).
 
+        Only the key that made the interaction (or an admin) may rate it, and only for the
+        end user it was served to (OpenAI's `user` field, when the request named one): a
+        client cannot pile up ratings on others' traffic to steer a rollout.
         A rating may come before its interaction reached the database (the capture queue
         writes in batches): it waits for that write, and only if the database is not
         answering says 503 with Retry-After; nothing is lost either way."""
-        if session.get(Interaction, body.interaction_id) is None:
+        item = session.get(Interaction, body.interaction_id)
+        if item is None:
             queued = capture.pending(body.interaction_id)
             session.rollback()  # a new snapshot: the writer may have just written it
-            if not queued and session.get(Interaction, body.interaction_id) is None:
+            item = session.get(Interaction, body.interaction_id)
+            if not queued and item is None:
                 raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
             if queued and not capture.wait_written(body.interaction_id, settings.feedback_wait_s):
                 raise HTTPException(
@@ -86,6 +92,20 @@ def build_router(
                     "is not answering): send the rating again shortly",
                     headers={"Retry-After": "2"},
                 )
+            session.rollback()
+            item = item or session.get(Interaction, body.interaction_id)
+            if item is None:
+                raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
+        if principal.role != "admin" and item.client_key_id != principal.key_id:
+            raise HTTPException(
+                403, f"interaction {item.id} was made with another key: only it may rate it"
+            )
+        served_to = item.request.get("user") if isinstance(item.request, dict) else None
+        end_user = body.end_user_id or (served_to if isinstance(served_to, str) else "")
+        if isinstance(served_to, str) and served_to and end_user != served_to:
+            raise HTTPException(
+                403, f"interaction {item.id} was served to another end user: they may rate it"
+            )
         if isinstance(body.rating, str):
             rating, scale = (1 if body.rating == "up" else -1), "thumbs"
         elif 1 <= body.rating <= 5:
@@ -95,7 +115,6 @@ def build_router(
         previous = session.exec(
             select(UserFeedback).where(
                 UserFeedback.interaction_id == body.interaction_id,
-                UserFeedback.end_user_id == body.end_user_id,
                 col(UserFeedback.current).is_(True),
             )
         ).all()
@@ -104,7 +123,7 @@ def build_router(
             session.add(row)
         row = UserFeedback(
             interaction_id=body.interaction_id,
-            end_user_id=body.end_user_id,
+            end_user_id=end_user,
             rating=rating,
             scale=scale,
             comment=body.comment,

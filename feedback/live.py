@@ -1,8 +1,8 @@
 """Live evidence on one adapter version: what its captured traffic, its end users' ratings
 and its reviews say over a time window. Rollouts compare a canary with production on it.
 
-Only the current rating of each end user counts (a changed mind replaces the first), and
-only the latest revision of each review. Shadow answers (not seen by clients) are not
+An interaction has one current rating (a changed mind replaces the first), and only the
+latest revision of each review counts. Shadow answers (not seen by clients) are not
 traffic and are left out.
 """
 
@@ -27,13 +27,15 @@ class Traffic:
 
 
 def version_traffic(session: Session, alias: str, version: int, since: datetime) -> Traffic:
-    """The version's requests through its alias since `since` (pinned `alias@N` requests
-    are someone choosing the version, not the rollout's traffic split, so they count too)."""
+    """The version's requests through its alias's split since `since`. Pinned `alias@N`
+    requests are someone choosing the version, not the split: left out, so that nobody
+    can steer a rollout by sending chosen traffic to the canary."""
     served = (
         col(Interaction.alias) == alias,
         col(Interaction.adapter_version) == version,
         col(Interaction.created_at) >= since,
         col(Interaction.shadow_of).is_(None),
+        col(Interaction.pinned).is_(False),
     )
     rows = session.exec(select(Interaction.status_code, Interaction.latency_ms).where(*served))
     traffic = Traffic()

@@ -51,6 +51,9 @@ class Interaction(SQLModel, table=True):
     # A shadow answer: the candidate's answer to the production interaction named here,
     # never sent to the client (serve/shadow.py).
     shadow_of: str | None = Field(default=None, max_length=32, index=True)
+    # Asked for as `alias@N`: someone chose the version, the rollout's split did not, so
+    # rollouts leave it out of their evidence.
+    pinned: bool = False
 
     @property
     def conversation(self) -> list[dict[str, Any]]:
@@ -59,8 +62,8 @@ class Interaction(SQLModel, table=True):
 
 
 class UserFeedback(SQLModel, table=True):
-    """An end user's rating of one interaction. A second rating by the same end user
-    supersedes the first; both rows are kept, and only one is current."""
+    """An end user's rating of one interaction. A second rating supersedes the first;
+    both rows are kept, and only one per interaction is current."""
 
     __tablename__ = "user_feedback"
 

@@ -2,11 +2,12 @@
 and shadow answers (/review/pairs) and the ops view (/ops).
 
 Plain HTML forms and a few lines of inline JavaScript for keyboard shortcuts: no
-front-end build step. Reviewers sign in with their key, kept in an HttpOnly, SameSite
-cookie and checked by the same authenticator the API uses (the app factory hands in
-`signed_in`). Every form post carries a CSRF token that must match a cookie of its own
-(double submit) and, when the browser says where it comes from, the page's own origin:
-a form on another site cannot act for a signed-in reviewer. Everything shown is
+front-end build step. Reviewers sign in with their key once: the gateway keeps a
+server-side session (expiring, ended by sign-out or by revoking the key) whose random
+token is the HttpOnly, SameSite cookie; the key itself never goes into a cookie (the app
+factory hands in `signed_in`). Every form post carries a CSRF token that must match a
+cookie of its own (double submit) and, when the browser says where it comes from, the
+page's own origin: a form on another site cannot act for a signed-in reviewer. Everything shown is
 escaped by Jinja's autoescape; nothing is marked safe.
 """
 
@@ -33,7 +34,7 @@ from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
 from feedback.stats import current_rating
 
-COOKIE, SINCE, CSRF = "loraloop_key", "loraloop_since", "loraloop_csrf"
+COOKIE, SINCE, CSRF = "loraloop_session", "loraloop_since", "loraloop_csrf"
 templates = Jinja2Templates(directory=Path(__file__).parent / "web")
 Access = Callable[..., Any]
 # Pages may not be framed (clickjacking) nor load anything from elsewhere; their scripts
@@ -164,24 +165,27 @@ def build_pages(
 
     @router.post("/review/login", dependencies=Public)
     async def login(request: Request, key: str = Form(...), csrf: str = Form("")) -> Response:
+        """A valid reviewer key opens a server-side session; the cookie holds its token."""
         if not same_site_form(request, csrf):
             return refused(request)
         try:
-            found = await request.app.state.auth.authenticate(f"Bearer {key}")
-        except Exception:
+            _, token = await request.app.state.auth.sign_in(key, "reviewer")
+        except Exception as exc:
+            if getattr(exc, "status", 401) == 403:
+                return back("That key is not valid for reviewing.")
             return back("That key is not valid.")
-        if found.key_id is None or found.role not in ("reviewer", "admin"):
-            return back("That key is not valid for reviewing.")
         response = back()
         secure = request.url.scheme == "https"
-        for name, value in ((COOKIE, key), (SINCE, datetime.now(UTC).isoformat())):
+        for name, value in ((COOKIE, token), (SINCE, datetime.now(UTC).isoformat())):
             response.set_cookie(name, value, httponly=True, samesite="strict", secure=secure)
         return response
 
     @router.post("/review/logout", dependencies=Public)
-    def logout(request: Request, csrf: str = Form("")) -> Response:
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
         if not same_site_form(request, csrf):
             return refused(request)
+        if token := request.cookies.get(COOKIE):
+            await request.app.state.auth.sign_out(token)
         response = back()
         response.delete_cookie(COOKIE)
         response.delete_cookie(SINCE)

@@ -10,7 +10,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Bounded parts (RFC 5321's lengths): unbounded `+` runs backtracked quadratically on long
+# runs of address characters (20,000 took 0.3-1.5 s); bounded, the scan is linear.
+EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,63}(?![A-Za-z])"
+)
 CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{7,15}\b"  # +15551234567

@@ -2,9 +2,7 @@
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from feedback.api import build_router as feedback_router
 from feedback.capture import CaptureWriter
@@ -38,56 +37,73 @@ from serve.limits import BodyLimit, RequestLimits
 from serve.metrics import GatewayMetrics
 from serve.protocol import ErrorResponse
 from serve.proxy import Proxy
-from serve.ratelimit import RateLimiter
+from serve.ratelimit import InFlight, RateLimiter
 from serve.replicas import ReplicaPool
 from serve.rollout_api import router as rollouts_router
 from serve.rollouts import RolloutController
 from serve.rollouts import overview as rollouts_overview
 from serve.routes import router as platform_router
+from serve.security import RequestGuard, is_loopback
 from serve.shadow import ShadowSender
 from serve.templates import TemplateStore, sync_templates
 
 log = logging.getLogger(__name__)
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
+def open_access(settings: Settings, bound_host: str | None = None) -> bool:
+    """Open mode is an explicit opt-in (`LORALOOP_SERVE_REQUIRE_KEYS=false`), allowed only
+    when the address actually bound is loopback; even then only requests straight from
+    this machine skip the key (serve/security.py)."""
+    host = bound_host or settings.serve.host
+    if settings.serve.require_keys:
         return False
+    if not is_loopback(host):
+        raise ValueError(
+            f"LORALOOP_SERVE_REQUIRE_KEYS=false is allowed on a loopback address only; the "
+            f"gateway would bind {host}: require keys, or bind 127.0.0.1"
+        )
+    return True
 
 
-def open_access(settings: Settings) -> bool:
-    """Keys may be skipped on a loopback address only; elsewhere they are always required."""
-    loopback = is_loopback(settings.serve.host)
-    if settings.serve.require_keys is None:
-        return loopback
-    if not settings.serve.require_keys and not loopback:
-        raise ValueError("LORALOOP_SERVE_REQUIRE_KEYS=false is allowed on a loopback host only")
-    return not settings.serve.require_keys
+def access_line(settings: Settings, bound_host: str) -> str:
+    """The truth about access, said once at start."""
+    if open_access(settings, bound_host):
+        return (
+            f"open mode: requests from this machine need no API key (bound to {bound_host}); "
+            "anything relayed or remote does. LORALOOP_SERVE_REQUIRE_KEYS=true turns it off"
+        )
+    return f"API keys required on every request (bound to {bound_host})"
 
 
-def create_app(settings: Settings, engine: EngineManager | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, engine: EngineManager | None = None, bound_host: str | None = None
+) -> FastAPI:
     """The gateway app. A given engine manager that is already running is kept as is;
-    otherwise the lifespan starts it (when settings say so) and stops it on shutdown."""
+    otherwise the lifespan starts it (when settings say so) and stops it on shutdown.
+    `bound_host` is the address uvicorn listens on (default: the settings' host)."""
     manager = engine if engine is not None else build_engine_manager(settings)
-    unauthenticated = open_access(settings)
+    host = bound_host or settings.serve.host
+    unauthenticated = open_access(settings, host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = app.state
+        if settings.serve.start_engine and manager.state == "stopped":
+            await asyncio.to_thread(manager.start)  # first: it may make the engine's key
+        engine_auth = settings.engine.headers()
         s.db = create_db_engine(settings.db.url.get_secret_value(), settings.db.echo)
         s.sessions = SessionFactory(s.db)
         s.engine = manager
+        serve = settings.serve
         s.auth = Authenticator(
-            s.db, open_access=unauthenticated, cache_ttl_s=settings.serve.reconcile_interval_s
+            s.db,
+            open_access=unauthenticated,
+            cache_ttl_s=serve.reconcile_interval_s,
+            session_ttl_s=serve.session_ttl_s,
+            failures=RateLimiter(serve.auth_failures_per_min / 60, serve.auth_failures_burst),
         )
-        s.limiter = RateLimiter(settings.serve.rate_limit_per_s, settings.serve.rate_limit_burst)
-        if unauthenticated:
-            log.warning(
-                "API keys are not required: the gateway listens on loopback only "
-                "(LORALOOP_SERVE_REQUIRE_KEYS=true to require them)"
-            )
+        s.limiter = RateLimiter(serve.rate_limit_per_s, serve.rate_limit_burst)
+        (log.warning if unauthenticated else log.info)(access_line(settings, host))
         fb = settings.feedback
         s.capture = CaptureWriter(
             s.db,
@@ -101,6 +117,7 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.metrics.watch_capture(s.capture)
         s.templates = TemplateStore(ttl_s=settings.serve.reconcile_interval_s)
         s.client = httpx.AsyncClient(
+            headers=engine_auth,
             timeout=httpx.Timeout(600, connect=10),
             limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
         )
@@ -122,7 +139,10 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         s.replicas.on_change = s.metrics.replica_changed
         # The hot path uses aiohttp: measurably less per-request overhead than httpx here.
         s.http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=600, connect=10),
+            headers=engine_auth,
+            timeout=aiohttp.ClientTimeout(
+                total=600, connect=10, sock_read=settings.serve.first_byte_timeout_s
+            ),
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
         )
         s.shadow = ShadowSender(s.router, s.replicas, s.http, s.capture)
@@ -143,9 +163,8 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
                 max_messages=settings.serve.max_messages,
             ),
             s.shadow,
+            InFlight(settings.serve.max_concurrent_per_key),
         )
-        if settings.serve.start_engine and manager.state == "stopped":
-            await asyncio.to_thread(manager.start)
         loop = asyncio.get_running_loop()
         manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
         await s.replicas.check_all()
@@ -183,6 +202,9 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         title="loraloop",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None,  # served by serve/routes.py, to this machine and keys only
+        docs_url=None,
+        redoc_url=None,
         responses={"4XX": errors, "5XX": errors},
     )
     install_error_handlers(app)
@@ -191,6 +213,9 @@ def create_app(settings: Settings, engine: EngineManager | None = None) -> FastA
         max_body_bytes=settings.serve.max_body_bytes,
         own_check=("/v1/chat/completions", "/v1/completions"),
     )
+    app.add_middleware(RequestGuard, allowed_hosts=settings.serve.allowed_hosts)
+    if settings.serve.trusted_proxies:  # outermost: the guard and routes see the real client
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.serve.trusted_proxies)
     app.include_router(platform_router)
     app.include_router(gateway_router)
     app.include_router(admin_router)

@@ -82,7 +82,7 @@ def run(
     """Start the platform: the supervised vLLM engine and the gateway API."""
     import uvicorn
 
-    from loraloop.app import create_app, open_access
+    from loraloop.app import access_line, create_app
     from loraloop.builders import build_engine_manager
 
     setup_logging()
@@ -90,7 +90,7 @@ def run(
     host = host or settings.serve.host
     port = port or settings.serve.port
     try:
-        open_access(settings)
+        access = access_line(settings, host)  # decided from the address actually bound
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if port_in_use(host, port):
@@ -115,14 +115,16 @@ def run(
             f"[green]loraloop[/green] gateway on http://{host}:{port}, "
             f"engine {', '.join(manager.urls)}"
         )
+        console.print(access)
         console.print("new here? `make demo` (loraloop demo) shows the whole loop in minutes")
         # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the app's
         # shutdown flushes the capture queue; uvicorn re-raises the signal afterwards, which
         # `_exit_on_sigterm` turns into exit 0 after the engine is stopped below.
         uvicorn.run(
-            create_app(settings, engine=manager),
+            create_app(settings, engine=manager, bound_host=host),
             host=host,
             port=port,
+            proxy_headers=False,  # the app believes forwarded headers from trusted_proxies only
             log_level="info",
             access_log=False,  # every request is captured as an interaction, and counted
             timeout_graceful_shutdown=int(settings.serve.shutdown_timeout_s),

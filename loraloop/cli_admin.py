@@ -21,7 +21,7 @@ keys_app = typer.Typer(help="API keys with roles (client, reviewer, admin).", no
 def call_gateway(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     settings = get_settings()
     url = settings.cli.gateway_url or f"http://{settings.serve.host}:{settings.serve.port}"
-    headers = {}
+    headers = {"Content-Type": "application/json"}  # the API takes JSON only, bodyless too
     if settings.cli.api_key is not None:
         headers["Authorization"] = f"Bearer {settings.cli.api_key.get_secret_value()}"
     try:

@@ -1,6 +1,7 @@
 """`loraloop demo`: the closed loop, end to end, on a platform of its own (or a running one)."""
 
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ def demo_env(data: Path) -> dict[str, str]:
         "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(data / "spool.jsonl"),
         "LORALOOP_RETRAIN_RUNS_DIR": str(data / "runs"),
         "LORALOOP_WORKER_IN_GATEWAY": "false",
+        "LORALOOP_SERVE_REQUIRE_KEYS": "false",  # the demo talks to its own gateway locally
+        "LORALOOP_ENGINE_API_KEY": secrets.token_urlsafe(32),  # its retraining evaluates too
     }
 
 

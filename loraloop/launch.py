@@ -1,6 +1,7 @@
 """`loraloop run` as a child process, for the demo and the real-engine tests: migrate, start,
 wait until the gateway reports healthy, and stop it (SIGTERM, then kill) afterwards."""
 
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +28,10 @@ def free_port() -> int:
 
 @contextmanager
 def launch(env: dict[str, str], log: Path, timeout_s: float) -> Iterator[subprocess.Popen[bytes]]:
-    """The running platform's process; its gateway is on LORALOOP_SERVE_PORT of `env`."""
+    """The running platform's process; its gateway is on LORALOOP_SERVE_PORT of `env`.
+    Without LORALOOP_ENGINE_API_KEY in `env` it gets a fresh one there, so the caller's own
+    retraining and evaluation can reach the engine too."""
+    env.setdefault("LORALOOP_ENGINE_API_KEY", secrets.token_urlsafe(32))
     subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
     with log.open("wb") as out:
         proc = subprocess.Popen([LORALOOP, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)

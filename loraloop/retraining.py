@@ -47,6 +47,7 @@ class RetrainJobs:
             templates_dir=settings.serve.templates_dir,
             pii_patterns=settings.feedback.pii_patterns,
             rollouts=RolloutController(db, build_registry(settings), settings.rollout),
+            engine_key=settings.engine.key(),
         )
 
     def run(

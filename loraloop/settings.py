@@ -90,14 +90,30 @@ class Settings(BaseModel):
         """Effective settings as plain data, with secrets and URL passwords masked."""
         data = json.loads(self.model_dump_json())
         data["db"]["url"] = mask_url(self.db.url.get_secret_value())
-        if self.cli.api_key is not None:
-            data["cli"]["api_key"] = "***"
+        for section, name in SECRETS:
+            if data[section].get(name) is not None:
+                data[section][name] = "***"
+        for section, name in URLS:  # webhooks and endpoints often carry a token
+            if data[section].get(name) is not None:
+                data[section][name] = mask_url(str(data[section][name]), everything=True)
+        if data["retrain"].get("mlflow_uri"):
+            data["retrain"]["mlflow_uri"] = mask_url(data["retrain"]["mlflow_uri"])
         return data
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a URL (`scheme://user:***@host/db`)."""
+SECRETS = [("cli", "api_key"), ("engine", "api_key"), ("retrain", "judge_api_key")]
+URLS = [("drift", "alert_webhook_url"), ("rollout", "alert_webhook_url"), ("retrain", "judge_url")]
+
+
+def mask_url(url: str, everything: bool = False) -> str:
+    """Hide the password of a URL (`scheme://user:***@host/db`); with `everything`, its
+    user, path and query too (`https://hooks.example/***`): a webhook's secret is its path."""
     parts = urlsplit(url)
+    if everything:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        rest = "/***" if parts.path.strip("/") or parts.query or parts.username else ""
+        return urlunsplit((parts.scheme, host + port, rest, "", ""))
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)

@@ -31,11 +31,13 @@ class Evaluator:
         max_tokens: int = 128,
         concurrency: int = 16,
         timeout_s: float = 300,
+        api_key: str | None = None,
     ) -> None:
         self.engine_url = engine_url.rstrip("/")
         self.max_tokens = max_tokens
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def answers(
         self, model: str, examples: Sequence[Example], progress: Progress | None = None
@@ -48,6 +50,7 @@ class Evaluator:
             self.concurrency,
             self.timeout_s,
             progress,
+            self.headers,
         )
         return [str(b["choices"][0]["message"]["content"] or "") for b in bodies]
 
@@ -66,7 +69,9 @@ class Evaluator:
 
     def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
         try:
-            return httpx.post(f"{self.engine_url}{path}", json=body, timeout=self.timeout_s)
+            return httpx.post(
+                f"{self.engine_url}{path}", json=body, timeout=self.timeout_s, headers=self.headers
+            )
         except httpx.HTTPError as exc:
             raise EvaluationError(f"engine {self.engine_url} did not answer: {exc!r}") from None
 
@@ -79,11 +84,12 @@ def chat_many(
     concurrency: int,
     timeout_s: float = 300,
     progress: Progress | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Greedy chat completions for every conversation, `concurrency` at a time (the engine
     batches them), in order; the response bodies. Any failure is an EvaluationError."""
     return asyncio.run(
-        _chat_many(url, model, conversations, max_tokens, concurrency, timeout_s, progress)
+        _chat_many(url, model, conversations, max_tokens, concurrency, timeout_s, progress, headers)
     )
 
 
@@ -95,6 +101,7 @@ async def _chat_many(
     concurrency: int,
     timeout_s: float,
     progress: Progress | None,
+    headers: dict[str, str] | None,
 ) -> list[dict[str, Any]]:
     gate, done = asyncio.Semaphore(concurrency), 0
 
@@ -115,5 +122,5 @@ async def _chat_many(
             progress(done, len(conversations))
         return dict(response.json())
 
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
+    async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
         return list(await asyncio.gather(*(one(client, m) for m in conversations)))

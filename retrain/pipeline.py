@@ -118,8 +118,10 @@ class Retrainer:
         templates_dir: Path | None = None,
         pii_patterns: dict[str, str] | None = None,
         rollouts: RolloutController | None = None,
+        engine_key: str | None = None,
     ) -> None:
         self.db = db
+        self.engine_key = engine_key
         self.rollouts = rollouts
         self.settings = settings
         self.registry = registry
@@ -127,7 +129,9 @@ class Retrainer:
         self.engine_url = engine_url
         self.templates_dir = templates_dir
         self.pii_patterns = pii_patterns
-        self.evaluator = Evaluator(engine_url, settings.eval_max_tokens, settings.eval_concurrency)
+        self.evaluator = Evaluator(
+            engine_url, settings.eval_max_tokens, settings.eval_concurrency, api_key=engine_key
+        )
         self.tracker = tracker or Tracker(settings.mlflow_uri, settings.runs_dir / "mlflow")
 
     def baseline(self, alias: str, new: bool) -> tuple[str, int | None]:
@@ -174,7 +178,9 @@ class Retrainer:
             s.judge_url or self.engine_url,
             s.judge_model or self.registry.base_model,
             rubric,
-            s.judge_api_key.get_secret_value() if s.judge_api_key else None,
+            s.judge_api_key.get_secret_value()
+            if s.judge_api_key
+            else (None if s.judge_url else self.engine_key),
             s.eval_concurrency,
             source=source,
         )

@@ -167,10 +167,11 @@ class Trainer:
         best: dict[str, torch.Tensor] | None = None
         if resuming:
             state = json.loads((checkpoint / "state.json").read_text())
-            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
+            # weights_only: a checkpoint is data; unpickling arbitrary objects would run code
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
             stopping.restore(state.get("early_stopping", {}))
             if (checkpoint / "best.pt").is_file():
-                best = torch.load(checkpoint / "best.pt")
+                best = torch.load(checkpoint / "best.pt", weights_only=True)
             log.info("resuming from step %d", state["step"])
         resumed = int(state["step"])
         order = _order(len(rows), plan.max_steps * s.batch_size, s.seed)

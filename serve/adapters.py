@@ -15,12 +15,13 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from serve.registry import Registry, RegistryError
+from serve.registry import Registry, RegistryError, inspect_adapter
 from serve.replicas import ReplicaPool
 from serve.tables import AdapterVersion, Alias
 
@@ -85,6 +86,17 @@ class AdapterRouter:
         if target.version is None:
             return set(self.replicas.urls)
         return {url for url, names in self.loaded.items() if target.engine_model in names}
+
+    def serving(self, target: Target) -> bool:
+        """The target is its alias's production, canary or shadow version (or no adapter)."""
+        alias = self.aliases.get(target.alias or "")
+        if target.version is None:
+            return True
+        return alias is not None and target.version in (
+            alias.production_version,
+            alias.canary_version,
+            alias.shadow_version,
+        )
 
     def model_names(self) -> list[str]:
         names = [
@@ -279,6 +291,7 @@ class AdapterRouter:
         async with self._load_locks[f"{url}|{name}"]:
             if name in self.loaded[url]:
                 return
+            await asyncio.to_thread(self._verify, version)
             response = await self._post(
                 url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": version.path}
             )
@@ -289,6 +302,19 @@ class AdapterRouter:
                 )
             self.loaded[url].add(name)
             log.info("loaded %s (%s) on %s", version.ref, name, url)
+
+    def _verify(self, version: AdapterVersion) -> None:
+        """The files are still the ones registered (same checks, same content hash): an
+        adapter swapped on disk after registration is never loaded."""
+        try:
+            files = inspect_adapter(Path(version.path), self.registry.store, self.registry.max_rank)
+        except RegistryError as exc:
+            raise EngineLoadError(f"{version.ref} is no longer loadable: {exc}") from None
+        if files.content_hash != version.content_hash:
+            raise EngineLoadError(
+                f"{version.ref} changed on disk since it was registered (content hash "
+                f"{files.content_hash[:12]}, registered {version.content_hash[:12]}): not loaded"
+            )
 
     async def _post(self, url: str, path: str, body: dict[str, str]) -> httpx.Response:
         try:

@@ -9,12 +9,14 @@ from feedback.api import get_capture
 from serve.adapters import AdapterRouter
 from serve.engine import EngineManager
 from serve.proxy import Proxy
+from serve.ratelimit import RateLimiter
 from serve.replicas import ReplicaPool
 from serve.rollouts import RolloutController
 
 __all__ = [
     "get_capture",
     "get_engine",
+    "get_limiter",
     "get_proxy",
     "get_replicas",
     "get_rollouts",
@@ -45,3 +47,7 @@ def get_proxy(request: Request) -> Proxy:
 
 def get_rollouts(request: Request) -> RolloutController:
     return request.app.state.rollouts  # type: ignore[no-any-return]
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    return request.app.state.limiter  # type: ignore[no-any-return]

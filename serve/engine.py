@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from pydantic import SecretStr
 
 from serve.hardware import resolve_dtype, vllm_platform
 from serve.model_store import check_model_dir
@@ -132,6 +134,8 @@ class EngineManager:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        if self.settings.api_key is not None:  # in the environment: not on `ps` output
+            env["VLLM_API_KEY"] = self.settings.api_key.get_secret_value()
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.kv_cache_space_gib))
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
@@ -151,6 +155,8 @@ class EngineManager:
             return
         check_model_dir(self.model_dir)
         s = self.settings
+        if s.api_key is None:
+            self._new_key()
         if port_in_use(s.host, s.port):
             raise EngineError(
                 f"engine port {s.port} on {s.host} is already in use: stop what listens there "
@@ -165,6 +171,18 @@ class EngineManager:
                 target=self._supervise, name="engine-supervisor", daemon=True
             )
             self._supervisor.start()
+
+    def _new_key(self) -> None:
+        """No key configured: a random one for this engine, kept in the key file (0600) so
+        this machine's other loraloop commands (retraining, the CLI) can reach it."""
+        key = secrets.token_urlsafe(32)
+        path = self.settings.api_key_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key)
+        self.settings.api_key = SecretStr(key)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the engine and every process it started."""

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from serve.adapters import AdapterRouter
-from serve.auth import Principal, public, require
+from serve.auth import Principal, local_or, require
 from serve.deps import get_proxy, get_router, get_session
 from serve.protocol import (
     ChatCompletionRequest,
@@ -89,6 +89,6 @@ def templates(
     )
 
 
-@router.get("/metrics", include_in_schema=False, dependencies=[Depends(public())])
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(local_or("reviewer"))])
 def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")

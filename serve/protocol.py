@@ -1,8 +1,10 @@
 """Request and response shapes of the gateway: OpenAI-compatible, plus loraloop's own.
 
-Inference requests keep every field they were sent (`extra="allow"`), so OpenAI
-options loraloop does not know about still reach vLLM; loraloop adds `template`,
-`template_version` and `variables`, which it consumes and does not forward.
+Inference requests may carry OpenAI's fields and vLLM's sampling, structured-output, tool
+and logprob extensions (`FORWARDED`), which go to the engine as sent; anything else is
+refused with 400 rather than passed on (vLLM takes more: a client-supplied chat template,
+scheduling priority, KV-transfer parameters, which no chatbot backend should set). loraloop
+adds `template`, `template_version` and `variables`, which it consumes and does not forward.
 """
 
 from typing import Any, Literal
@@ -21,6 +23,29 @@ class ErrorResponse(BaseModel):
     """OpenAI's error object, as the official SDK parses it."""
 
     error: ErrorBody
+
+
+_COMMON = {
+    "model", "stream", "stream_options", "max_tokens", "temperature", "top_p", "n", "stop",
+    "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "user",
+    # vLLM's sampling extensions
+    "top_k", "min_p", "repetition_penalty", "length_penalty", "min_tokens", "stop_token_ids",
+    "include_stop_str_in_output", "ignore_eos", "skip_special_tokens",
+    "spaces_between_special_tokens", "truncate_prompt_tokens", "prompt_logprobs",
+    "allowed_token_ids", "bad_words", "use_beam_search", "echo",
+    # structured output
+    "response_format", "structured_outputs", "guided_json", "guided_regex", "guided_choice",
+    "guided_grammar", "guided_decoding_backend", "guided_whitespace_pattern",
+}  # fmt: skip
+_CHAT = {
+    "messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
+    "parallel_tool_calls", "add_generation_prompt", "continue_final_message",
+    "metadata", "store",  # OpenAI's; vLLM ignores them
+}  # fmt: skip
+FORWARDED: dict[str, frozenset[str]] = {
+    "chat": frozenset(_COMMON | _CHAT),
+    "completions": frozenset(_COMMON | {"prompt", "suffix", "best_of"}),
+}
 
 
 class TemplateFields(BaseModel):
@@ -73,11 +98,14 @@ class TemplateList(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """Only `status` for callers that are neither on this machine nor hold a reviewer key."""
+
     status: Literal["ok", "degraded"]
-    engine: dict[str, Any]
+    engine: dict[str, Any] | None = None
     replicas: list[dict[str, Any]] = Field(default_factory=list)
-    database: str
+    database: str | None = None
     capture: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: dict[str, Any] = Field(default_factory=dict)
 
 
 class RegisterAdapterRequest(BaseModel):

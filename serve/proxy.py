@@ -8,6 +8,7 @@ any byte went to the client is sent once more, to another replica.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -24,11 +25,13 @@ from sqlalchemy import Engine
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
 from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
+from serve.auth import ROLES
 from serve.completions import answer_fields, engine_path
 from serve.errors import APIError, error_response
 from serve.limits import RequestLimits, check_inference, parse_json, read_body
 from serve.metrics import GatewayMetrics
-from serve.protocol import ChatCompletionRequest, CompletionRequest, TemplateFields
+from serve.protocol import FORWARDED, ChatCompletionRequest, CompletionRequest, TemplateFields
+from serve.ratelimit import InFlight
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
 from serve.shadow import ShadowSender
@@ -57,6 +60,7 @@ class Proxy:
         metrics: GatewayMetrics,
         limits: RequestLimits,
         shadow: ShadowSender,
+        inflight: InFlight | None = None,
     ) -> None:
         self.router = router
         self.replicas = replicas
@@ -67,6 +71,7 @@ class Proxy:
         self.metrics = metrics
         self.limits = limits
         self.shadow = shadow
+        self.inflight = inflight or InFlight(1_000_000)
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
@@ -81,7 +86,17 @@ class Proxy:
         }
         payload: dict[str, Any] | None = None
         target: Target | None = None
+        principal = getattr(request.state, "principal", None)
+        holder = (principal and principal.key_id) or (request.client and request.client.host)
         try:
+            if not self.inflight.enter(str(holder)):
+                raise APIError(
+                    429,
+                    f"{self.inflight.limit} requests of this key are in flight already; "
+                    "retry when one has finished",
+                    "rate_limit_exceeded",
+                )
+            record["_holder"] = str(holder)
             payload, target = await self._prepare(request, endpoint, record)
             tried: list[str] = []
             reason = "no engine replica is configured"
@@ -107,6 +122,14 @@ class Proxy:
         except (aiohttp.ClientError, TimeoutError) as exc:
             record.update(status_code=502, error=f"engine unreachable: {exc!r}")
             return self._with_id(error_response(502, "the engine did not answer"), record)
+        except asyncio.CancelledError:
+            # The server's shutdown bound ran out while this request waited on its engine:
+            # the client still gets an answer it can retry elsewhere, and the record says why.
+            message = "the gateway is shutting down; retry the request"
+            record.update(status_code=503, error=f"cancelled: {message}")
+            response = error_response(503, message, "shutting_down")
+            response.headers["Retry-After"] = "1"
+            return self._with_id(response, record)
         except Exception as exc:  # a defect: still an OpenAI error, captured and logged
             log.exception("inference request %s failed", record["id"])
             record.update(status_code=500, error=f"internal error: {exc!r}")
@@ -158,6 +181,14 @@ class Proxy:
             param = ".".join(str(p) for p in first["loc"])
             raise APIError(400, f"{param}: {first['msg']}", "invalid_request", param) from None
         check_inference(body, endpoint, self.limits)
+        if unknown := sorted(set(body) - OWN_FIELDS - FORWARDED[endpoint]):
+            raise APIError(
+                400,
+                f"unknown field '{unknown[0]}': the gateway forwards OpenAI's and vLLM's "
+                "sampling, structured-output, tool and logprob fields only",
+                "invalid_request",
+                unknown[0],
+            )
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
@@ -174,7 +205,18 @@ class Proxy:
             adapter_version=target.version,
             engine_model=target.engine_model,
             requested_model=model,
+            pinned=target.pinned,
         )
+        principal = getattr(request.state, "principal", None)
+        role = principal.role if principal is not None else "client"
+        if target.pinned and not self.router.serving(target) and ROLES[role] < ROLES["reviewer"]:
+            raise APIError(
+                403,
+                f"model '{model}': version {target.version} is not serving (production, canary "
+                "or shadow); pinning to it needs the reviewer role",
+                "insufficient_role",
+                "model",
+            )
         if endpoint == "chat" and not payload.get("messages"):
             raise APIError(400, "messages must not be empty", "invalid_request", "messages")
         if endpoint == "completions" and not payload.get("prompt"):
@@ -354,6 +396,8 @@ class Proxy:
         target: Target | None,
     ) -> None:
         record["latency_ms"] = (time.perf_counter() - started) * 1000
+        if (holder := record.pop("_holder", None)) is not None:
+            self.inflight.leave(holder)
         record.pop("_streaming", None)
         record.pop("requested_model", None)
         self.metrics.observe(record)

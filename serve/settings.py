@@ -4,7 +4,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
@@ -59,6 +59,29 @@ class EngineSettings(BaseSettings):
     restart: bool = Field(True, description="Restart the engine when it dies.")
     max_restarts: int = Field(5, ge=0, description="Restarts allowed before giving up.")
     log_dir: Path = Path("data/logs")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key every engine demands (vLLM --api-key); the gateway, the worker "
+        "and the evaluator send it. Unset: an embedded engine gets a random one per start, "
+        "written to `api_key_file` for this machine's other loraloop commands.",
+    )
+    api_key_file: Path = Field(
+        Path("data/engine.key"), description="Where a generated engine key is kept (0600)."
+    )
+
+    def key(self) -> str | None:
+        """The key engines demand: configured, else the one the embedded engine was
+        started with (its key file), else none."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if not self.urls and self.api_key_file.is_file():
+            return self.api_key_file.read_text().strip() or None
+        return None
+
+    def headers(self) -> dict[str, str]:
+        """What every request to an engine carries."""
+        key = self.key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     @field_validator("urls")
     @classmethod
@@ -74,17 +97,47 @@ class ServeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     start_engine: bool = Field(True, description="Start the engine with the gateway.")
-    require_keys: bool | None = Field(
-        None, description="None: keys required unless the gateway listens on loopback."
+    require_keys: bool = Field(
+        True,
+        description="false: open mode, no key needed from this machine (a loopback peer that "
+        "sends no forwarding header); allowed only when the gateway binds a loopback address.",
+    )
+    allowed_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description="Host header values served (`*.example.com` and `*` allowed): a DNS "
+        "rebinding page cannot reach a local gateway under its own name.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks whose X-Forwarded-For/-Proto are believed (the load "
+        "balancer): the client's address and https behind TLS termination.",
+    )
+    session_ttl_s: float = Field(
+        8 * 3600, gt=0, description="A page sign-in lasts this long (revoked with its key)."
+    )
+    auth_failures_per_min: float = Field(
+        60, gt=0, description="Failed authentications per client address per minute."
+    )
+    auth_failures_burst: int = Field(
+        200, ge=1, description="Failed authentications a client address may make at once."
+    )
+    max_concurrent_per_key: int = Field(
+        64, ge=1, description="In-flight inference requests per key (per address in open mode)."
+    )
+    first_byte_timeout_s: float = Field(
+        300,
+        gt=0,
+        description="An engine that sends no response header in this long is treated as "
+        "unreachable: the request goes once to another replica.",
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger bodies get 413.")
     max_json_depth: int = Field(32, ge=4, description="Deeper-nested JSON bodies get 400.")
     max_n: int = Field(16, ge=1, description="Most choices (n, best_of) one request may ask.")
     max_messages: int = Field(512, ge=1, description="Most messages in one chat request.")
     rate_limit_per_s: float = Field(
-        0, ge=0, description="Requests per second per API key on each gateway; 0: no limit."
+        50, ge=0, description="Requests per second per API key on each gateway; 0: no limit."
     )
-    rate_limit_burst: int = Field(20, ge=1, description="Requests a key may send at once.")
+    rate_limit_burst: int = Field(100, ge=1, description="Requests a key may send at once.")
     adapter_store: Path = Field(Path("data/adapters"), description="Adapters must live here.")
     templates_dir: Path = Path("prompt_templates")
     reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")

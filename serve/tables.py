@@ -77,6 +77,18 @@ class ApiKey(SQLModel, table=True):
     revoked: bool = False
 
 
+class PageSession(SQLModel, table=True):
+    """A browser's sign-in to the pages: the cookie holds a random token, this row its
+    hash. It expires, and it ends with its key (revoked keys sign nobody in)."""
+
+    __tablename__ = "page_session"
+
+    id: str = Field(primary_key=True, max_length=64)  # SHA-256 of the cookie's token
+    key_id: str = Field(foreign_key="api_key.id", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
 class Rollout(SQLModel, table=True):
     """A candidate version earning production step by step: its canary share follows
     `steps`; each step is judged on live traffic (serve/rollouts.py)."""

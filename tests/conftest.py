@@ -26,6 +26,8 @@ from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
 from retrain.settings import RetrainSettings
 from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
+from tests.utils.clients import local_client
+from tests.utils.processes import ENGINE_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,6 +124,7 @@ def gateway_settings(
                 "templates_dir": REPO / "prompt_templates",
                 "reconcile_interval_s": 0.2,
                 "drain_timeout_s": 5,
+                "require_keys": False,  # open mode, as `make run`; tests that need keys say so
                 **serve,
             }
         ),
@@ -131,6 +134,8 @@ def gateway_settings(
             log_dir=tmp_path / "logs",
             startup_timeout_s=30,
             urls=engine_urls or [],
+            api_key=ENGINE_KEY,
+            api_key_file=tmp_path / "engine.key",
         ),
         model=ModelSettings(path=model_dir, name="base"),
         db=DatabaseSettings(url=db_url),
@@ -170,13 +175,15 @@ def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[...,
         db_url: str,
         engine_urls: list[str] | None = None,
         feedback: dict[str, object] | None = None,
+        peer: str = "127.0.0.1",
         **serve: object,
     ) -> TestClient:
+        """`peer`: the address every request comes from (default: this machine)."""
         settings = gateway_settings(
             tmp_path, db_url, fake_model_dir, engine_urls, feedback, **serve
         )
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
-        client = TestClient(create_app(settings))
+        client = local_client(create_app(settings), peer)
         client.__enter__()
         clients.append(client)
         return client

@@ -9,6 +9,8 @@ never becomes healthy, `refuse-lora` answers but refuses to load any adapter.
 FAKE_ENGINE_DELAY_S slows every completion down, FAKE_ENGINE_CHUNK_DELAY_S every streamed
 chunk. GET /fake/stats counts streams that completed and streams the client aborted
 (the connection closed under a write), as vLLM aborts a request whose client went away.
+With VLLM_API_KEY set, every /v1 path wants `Authorization: Bearer <it>` (401 otherwise),
+as vLLM's own middleware does.
 """
 
 import argparse
@@ -45,9 +47,22 @@ def main() -> None:
         time.sleep(3600)
     base = args.served_model_name
     adapters: dict[str, str] = {}
+    api_key = os.environ.get("VLLM_API_KEY")
 
     class Handler(BaseHTTPRequestHandler):
+        def _refused(self) -> bool:
+            if (
+                api_key
+                and self.path.startswith("/v1")
+                and (self.headers.get("Authorization") != f"Bearer {api_key}")
+            ):
+                self._send(401, {"error": "Unauthorized"})
+                return True
+            return False
+
         def do_GET(self) -> None:
+            if self._refused():
+                return
             if self.path == "/health":
                 self._send(200, {})
             elif self.path == "/fake/stats":
@@ -60,6 +75,8 @@ def main() -> None:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self._refused():
+                return
             if self.path == "/v1/load_lora_adapter":
                 if mode == "refuse-lora":
                     return self._error(500, "fake engine refuses to load adapters")

@@ -17,6 +17,7 @@ from feedback.drift.protocol import (
 from feedback.drift.store import list_reports, report_html
 from feedback.drift.tables import DriftReport
 from feedback.jobs import JobBusy
+from feedback.pages import secured
 
 RunNow = Callable[[str, str | None], DriftReport]
 Verdict = Literal["drift", "no_drift", "not_enough_data"]
@@ -49,11 +50,11 @@ def build_router(require: Callable[[str], Callable[..., Any]], run_now: RunNow) 
         responses={200: {"content": {"text/html": {}}, "description": "Evidently's page"}},
     )
     def report_page(report_id: int, session: DB) -> HTMLResponse:
-        """Evidently's own report page."""
+        """Evidently's own report page, with the pages' security headers."""
         html = report_html(session, report_id)
         if html is None:
             raise HTTPException(404, f"drift report {report_id} has no page")
-        return HTMLResponse(html)
+        return secured(HTMLResponse(html))  # type: ignore[return-value]
 
     @router.get(
         "/v1/drift/reports/{report_id}", response_model=DriftReportDetail, dependencies=reader

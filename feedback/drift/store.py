@@ -5,6 +5,7 @@ it has a shorter retention than the summary row, which the ops page and the tren
 """
 
 import gzip
+import re
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -43,9 +44,24 @@ def latest_reports(session: Session) -> dict[str, DriftReport]:
     return {r.alias: r for r in rows}
 
 
+# Evidently embeds a report's data as `var metric_<id> = <json>;` lines inside a <script>,
+# written by json.dumps, which leaves `</script>` in a string as it is: a prompt holding
+# one would end the script and run its own on the gateway's origin. JSON has no `<` outside
+# strings, and no raw newline inside them, so on those lines every `<` is in a string and
+# `\u003c` is the same string to JavaScript.
+DATA_LINE = re.compile(r"^([ \t]*var (?:additional_graphs_)?metric_[0-9a-f]{32} = )(.*)$", re.M)
+
+
+def inert_script_data(html: str) -> str:
+    """Evidently's page with its embedded data unable to close the <script> it is in."""
+    return DATA_LINE.sub(lambda m: m.group(1) + m.group(2).replace("<", "\\u003c"), html)
+
+
 def report_html(session: Session, report_id: int) -> str | None:
+    """The report's Evidently page, made safe to show on the gateway's origin (reports
+    stored before this was done are made safe here too)."""
     row = session.get(DriftReportHtml, report_id)
-    return gzip.decompress(row.html_gz).decode() if row else None
+    return inert_script_data(gzip.decompress(row.html_gz).decode()) if row else None
 
 
 def prune_reports(session: Session, keep_days: float, keep_html_days: float) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from loraloop.launch import free_port, launch
 from serve.model_store import check_model_dir
 from serve.settings import ModelSettings
 from tests.conftest import REPO
+from tests.utils.processes import ENGINE_KEY
 
 BOOT_TIMEOUT_S = 600
 
@@ -54,6 +55,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
         "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
         "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
         "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp / "spool.jsonl"),
+        "LORALOOP_SERVE_REQUIRE_KEYS": "false",
+        "LORALOOP_ENGINE_API_KEY": ENGINE_KEY,
     }
     (tmp / "adapters").mkdir()
     log = tmp / "platform.log"

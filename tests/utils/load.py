@@ -28,6 +28,7 @@ class Load:
     clients: int = 4
     max_requests: int = 2000
     max_seconds: float = 120
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a key, through a proxy
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -48,7 +49,7 @@ class Load:
         return sorted(self.outcomes, key=lambda o: o.at)
 
     def _client(self, k: int, deadline: float) -> None:
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=120, headers=self.headers) as client:
             for n in itertools.count():
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return

@@ -71,6 +71,10 @@ def healthy(url: str) -> bool:
         return False
 
 
+ENGINE_KEY = "test-engine-key"
+ENGINE_AUTH = {"Authorization": f"Bearer {ENGINE_KEY}"}
+
+
 def fake_platform_env(tmp_path: Path, model_dir: Path, db_url: str) -> dict[str, str]:
     """Settings for `loraloop run` / `engine` on the fake engine, every path under tmp_path."""
     return {
@@ -86,5 +90,8 @@ def fake_platform_env(tmp_path: Path, model_dir: Path, db_url: str) -> dict[str,
         "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
         "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(tmp_path / "spool.jsonl"),
         "LORALOOP_WORKER_IN_GATEWAY": "false",
+        "LORALOOP_SERVE_REQUIRE_KEYS": "false",
+        "LORALOOP_ENGINE_API_KEY": ENGINE_KEY,
+        "LORALOOP_ENGINE_API_KEY_FILE": str(tmp_path / "engine.key"),
         "PYTHONUNBUFFERED": "1",
     }

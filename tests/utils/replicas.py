@@ -11,12 +11,14 @@ import httpx
 from loraloop.launch import free_port
 from serve.engine import EngineManager
 from serve.settings import EngineSettings
+from tests.utils.processes import ENGINE_AUTH, ENGINE_KEY
 
 
 def fake_replica(
-    tmp_path: Path, model_dir: Path, port: int | None = None, mode: str = "ok"
+    tmp_path: Path, model_dir: Path, port: int | None = None, mode: str = "ok", delay_s: float = 0
 ) -> EngineManager:
-    """A started fake engine on `port` (a fresh one by default); `mode` as FAKE_ENGINE_MODE."""
+    """A started fake engine on `port` (a fresh one by default); `mode` as FAKE_ENGINE_MODE,
+    `delay_s` as FAKE_ENGINE_DELAY_S (every completion that much slower)."""
     manager = EngineManager(
         EngineSettings(
             entrypoint="tests.fake_engine",
@@ -24,11 +26,12 @@ def fake_replica(
             log_dir=tmp_path / "logs",
             restart=False,
             startup_timeout_s=30,
+            api_key=ENGINE_KEY,
         ),
         model_dir,
         "base",
     )
-    with _env("FAKE_ENGINE_MODE", mode):
+    with _env("FAKE_ENGINE_MODE", mode), _env("FAKE_ENGINE_DELAY_S", str(delay_s)):
         manager.start()
     return manager
 
@@ -46,8 +49,10 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = before
 
 
-def engine_models(url: str) -> set[str]:
-    return {m["id"] for m in httpx.get(f"{url}/v1/models", timeout=5).json()["data"]}
+def engine_models(url: str, headers: dict[str, str] | None = None) -> set[str]:
+    """The models an engine serves (asked with its key: it demands one)."""
+    answer = httpx.get(f"{url}/v1/models", timeout=5, headers=headers or ENGINE_AUTH)
+    return {m["id"] for m in answer.json()["data"]}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:

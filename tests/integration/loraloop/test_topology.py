@@ -30,7 +30,7 @@ from tests.conftest import REPO
 from tests.helpers import make_adapter
 from tests.utils.load import Load, failed
 from tests.utils.postgres import PrivatePostgres
-from tests.utils.processes import Child, healthy, leader
+from tests.utils.processes import ENGINE_KEY, Child, healthy, leader
 from tests.utils.replicas import engine_models, replica_up, wait_until
 
 pytestmark = pytest.mark.integration
@@ -74,6 +74,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
         "LORALOOP_SERVE_ADAPTER_STORE": str(store),
         "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
         "LORALOOP_ENGINE_LOG_DIR": str(tmp / "logs"),
+        "LORALOOP_ENGINE_API_KEY": ENGINE_KEY,
+        "LORALOOP_SERVE_REQUIRE_KEYS": "false",
         "PYTHONUNBUFFERED": "1",
     }
     subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)

@@ -7,6 +7,7 @@ import pytest
 
 from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
+from tests.utils.processes import ENGINE_AUTH
 
 pytestmark = pytest.mark.integration
 
@@ -17,6 +18,7 @@ def chat(platform: Platform, model: str) -> str:
     response = httpx.post(
         f"{platform.engine_url}/v1/chat/completions",
         json={"model": model, "messages": QUESTION, "max_tokens": 24, "temperature": 0},
+        headers=ENGINE_AUTH,
         timeout=120,
     )
     assert response.status_code == 200, response.text
@@ -42,10 +44,11 @@ def test_runtime_loaded_lora_adapter_serves(platform: Platform, tmp_path: Path) 
     response = httpx.post(
         f"{platform.engine_url}/v1/load_lora_adapter",
         json={"lora_name": "it-random@1", "lora_path": str(adapter)},
+        headers=ENGINE_AUTH,
         timeout=120,
     )
     assert response.status_code == 200, response.text
-    models = httpx.get(f"{platform.engine_url}/v1/models", timeout=10).json()
+    models = httpx.get(f"{platform.engine_url}/v1/models", headers=ENGINE_AUTH, timeout=10).json()
     assert "it-random@1" in {m["id"] for m in models["data"]}
 
     adapted = chat(platform, "it-random@1")

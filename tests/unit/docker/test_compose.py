@@ -62,8 +62,12 @@ def test_volumes_are_declared_and_shared_where_adapters_travel(compose: dict[str
     mounts: dict[str, dict[str, str]] = {}
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source, target = volume.split(":")[:2]
-            if not source.startswith("."):
+            source, target = (
+                volume.rsplit(":", 2)[:2] if volume.startswith("$") else volume.split(":")[:2]
+            )
+            if source.startswith("$"):
+                assert ":?" in source, f"{name}: {source} is a required setting, no default"
+            elif not source.startswith("."):
                 used.add(source)
                 mounts.setdefault(name, {})[source] = target
             else:
@@ -89,7 +93,7 @@ def test_ports_settings_and_commands_line_up(compose: dict[str, Any]) -> None:
         assert set(json.loads(env["LORALOOP_ENGINE_URLS"])) == expected, name
         assert env["LORALOOP_WORKER_IN_GATEWAY"] == "false", "the worker service schedules"
         assert gateway["expose"] == ["8000"]
-    assert compose["services"]["lb"]["ports"] == ["8000:8000"]
+    assert compose["services"]["lb"]["ports"] == ["443:8443"], "TLS only, from outside"
 
     pg = compose["services"]["postgres"]["environment"]
     url = make_url(compose["services"]["worker"]["environment"]["LORALOOP_DB_URL"])
@@ -123,3 +127,31 @@ def test_nginx_balances_exactly_the_gateways_and_its_config_is_valid(
     broken = render(["127.0.0.1:1", "127.0.0.1:2"], 18000, tmp_path)
     broken.write_text(broken.read_text().replace("least_conn;", "least_conn"))
     assert check(broken).returncode != 0, "nginx -t would catch a broken config"
+
+
+def test_engines_and_database_are_internal_and_secrets_have_no_defaults(
+    compose: dict[str, Any],
+) -> None:
+    assert compose["networks"]["internal"]["internal"] is True, "no route out of `internal`"
+    for name, service in compose["services"].items():
+        networks = set(service.get("networks", []))
+        env = service.get("environment", {})
+        if name.startswith("engine") or name in ("postgres", "worker", "migrate"):
+            assert networks == {"internal"}, f"{name} must be reachable inside only"
+            assert "ports" not in service, name
+        if name.startswith("engine"):
+            assert "LORALOOP_DB_URL" not in env, "engines are not told where the database is"
+        if name.startswith(("engine", "gateway", "worker")):
+            assert env["LORALOOP_ENGINE_API_KEY"].startswith("${LORALOOP_ENGINE_API_KEY:?")
+        if name.startswith("gateway"):
+            assert networks == {"internal", "edge"}
+            hosts = json.loads(env["LORALOOP_SERVE_ALLOWED_HOSTS"])
+            assert "${LORALOOP_PUBLIC_HOST:?" in hosts[0] and "127.0.0.1" in hosts
+            assert json.loads(env["LORALOOP_SERVE_TRUSTED_PROXIES"]) == [
+                compose["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+            ]
+    assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?"
+    ), "no default database password"
+    text = (DOCKER / "compose.yaml").read_text()
+    assert ":-loraloop}" not in text and "trust" not in text

@@ -14,6 +14,7 @@ from feedback.models import Interaction, Review
 from feedback.preferences import preference_pairs
 from loraloop.cli import app
 from serve.auth import create_key
+from tests.utils.clients import JSON
 
 
 def ask(client: TestClient, text: str, headers: dict[str, str]) -> str:
@@ -79,9 +80,9 @@ def test_admins_pin_reviewed_items_and_reviewers_read_the_set(
     assert len(listed["items"]) == 2 and len(listed["hash"]) == 64
     assert gw.get("/v1/golden/other", headers=reviewer).json()["items"] == []
 
-    assert gw.delete(f"/v1/golden/support/{good}", headers=reviewer).status_code == 403
-    assert gw.delete(f"/v1/golden/support/{good}", headers=admin).status_code == 204
-    assert gw.delete(f"/v1/golden/support/{good}", headers=admin).status_code == 404
+    assert gw.delete(f"/v1/golden/support/{good}", headers=reviewer | JSON).status_code == 403
+    assert gw.delete(f"/v1/golden/support/{good}", headers=admin | JSON).status_code == 204
+    assert gw.delete(f"/v1/golden/support/{good}", headers=admin | JSON).status_code == 404
     after = gw.get("/v1/golden/support", headers=reviewer).json()
     assert len(after["items"]) == 1 and after["hash"] != listed["hash"]
 

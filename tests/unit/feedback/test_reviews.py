@@ -47,6 +47,8 @@ def make_locked(
 
 
 def test_end_user_rating_replaces_and_keeps_history(make_locked) -> None:  # type: ignore[no-untyped-def]
+    """An interaction has one current rating: a changed mind (or, without a recorded end
+    user, another id) replaces it; every row is kept."""
     gw = make_locked()
     [iid] = traffic(gw, 1)
     first = gw.post(
@@ -77,7 +79,7 @@ def test_end_user_rating_replaces_and_keeps_history(make_locked) -> None:  # typ
         rows = list(session.exec(select(UserFeedback).order_by(UserFeedback.id)))
     assert [(r.end_user_id, r.rating, r.current) for r in rows] == [
         ("u1", -1, False),
-        ("u1", 4, True),
+        ("u1", 4, False),
         ("u2", 1, True),
     ]
 

@@ -8,7 +8,11 @@ import json
 import time
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlmodel import Session
+
 from loraloop.launch import free_port
+from serve.auth import create_key
 from tests.utils.load import Load, failed
 from tests.utils.nginx import Nginx
 from tests.utils.processes import Child, fake_platform_env, healthy
@@ -28,10 +32,18 @@ def gateway(env: dict[str, str], port: int, log: Path) -> Child:
 def test_rolling_restart_behind_nginx_loses_no_request(
     tmp_path: Path, fake_model_dir: Path, sqlite_url: str
 ) -> None:
-    env = {**fake_platform_env(tmp_path, fake_model_dir, sqlite_url), "FAKE_ENGINE_DELAY_S": "0.5"}
+    env = {
+        **fake_platform_env(tmp_path, fake_model_dir, sqlite_url),
+        "FAKE_ENGINE_DELAY_S": "0.5",
+        "LORALOOP_SERVE_RATE_LIMIT_PER_S": "0",  # this measures restarts, not the limiter
+    }
+    engine = create_engine(sqlite_url)
+    with Session(engine) as session:  # through a proxy, open mode trusts nobody: a key
+        key = {"Authorization": f"Bearer {create_key(session, 'client', 'load')}"}
+    engine.dispose()
     engine_port = int(env["LORALOOP_ENGINE_PORT"])
-    engine = Child(["engine"], env, tmp_path / "engine.log")
-    wait_until(lambda: "ready on" in engine.output(), 60, "engine up")
+    engine_child = Child(["engine"], env, tmp_path / "engine.log")
+    wait_until(lambda: "ready on" in engine_child.output(), 60, "engine up")
     gateway_env = {**env, "LORALOOP_ENGINE_URLS": json.dumps([f"http://127.0.0.1:{engine_port}"])}
     ports = [free_port(), free_port()]
     gateways = [
@@ -39,7 +51,9 @@ def test_rolling_restart_behind_nginx_loses_no_request(
     ]
     lb = Nginx([f"127.0.0.1:{p}" for p in ports], free_port(), tmp_path)
     try:
-        load = Load([lb.url], BODY, clients=4, max_requests=5000, max_seconds=120).start()
+        load = Load(
+            [lb.url], BODY, clients=4, max_requests=5000, max_seconds=120, headers=key
+        ).start()
         time.sleep(2)
         first_stop = time.monotonic()
         for k, port in enumerate(ports):
@@ -55,5 +69,5 @@ def test_rolling_restart_behind_nginx_loses_no_request(
         assert lost == [], lost[:5]
     finally:
         lb.stop()
-        for child in [*gateways, engine]:
+        for child in [*gateways, engine_child]:
             child.terminate(60)

@@ -37,3 +37,18 @@ def test_masked_hides_database_password(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_mask_url_leaves_passwordless_urls() -> None:
     assert mask_url("sqlite:///data/loraloop.db") == "sqlite:///data/loraloop.db"
+
+
+def test_masked_hides_webhook_and_judge_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
+    monkeypatch.setenv("LORALOOP_DRIFT_ALERT_WEBHOOK_URL", hook)
+    monkeypatch.setenv("LORALOOP_ROLLOUT_ALERT_WEBHOOK_URL", "https://ops.example/hook?token=tk1")
+    monkeypatch.setenv("LORALOOP_RETRAIN_JUDGE_URL", "https://user:pw@judge.example:8443/v1")
+    monkeypatch.setenv("LORALOOP_ENGINE_API_KEY", "engine-secret")
+    masked = get_settings().masked()
+    assert masked["drift"]["alert_webhook_url"] == "https://hooks.slack.com/***"
+    assert masked["rollout"]["alert_webhook_url"] == "https://ops.example/***"
+    assert masked["retrain"]["judge_url"] == "https://judge.example:8443/***"
+    assert masked["engine"]["api_key"] == "***"
+    for secret in ("XXXXsecretXXXX", "tk1", "pw@", "engine-secret"):
+        assert secret not in str(masked)

@@ -57,6 +57,39 @@ def test_sigterm_lets_in_flight_requests_finish_and_flushes_capture(
     assert not [p.pid for p in family if _alive(p)], "the engine went with the gateway"
 
 
+def test_a_request_cut_by_the_shutdown_bound_gets_an_error_and_is_captured(
+    tmp_path: Path, fake_model_dir: Path, sqlite_url: str
+) -> None:
+    env = {
+        **platform_env(tmp_path, fake_model_dir, sqlite_url),
+        "FAKE_ENGINE_DELAY_S": "20",
+        "LORALOOP_SERVE_SHUTDOWN_TIMEOUT_S": "1",
+    }
+    url = f"http://127.0.0.1:{env['LORALOOP_SERVE_PORT']}"
+    body = {"model": "base", "messages": [{"role": "user", "content": "too slow"}]}
+    answers: list[httpx.Response] = []
+    with launch(env, tmp_path / "platform.log", 60) as proc:
+        slow = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            )
+        )
+        slow.start()
+        time.sleep(0.7)
+        proc.send_signal(signal.SIGTERM)
+        slow.join(30)
+        assert proc.wait(30) == 0, (tmp_path / "platform.log").read_text()[-3000:]
+    assert len(answers) == 1
+    answer = answers[0]
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert answer.json()["error"]["code"] == "shutting_down"
+    engine = db.create_db_engine(sqlite_url)
+    with Session(engine) as session:
+        row = session.get(Interaction, answer.headers["x-interaction-id"])
+    engine.dispose()
+    assert row is not None and row.status_code == 503 and "shutting down" in (row.error or "")
+
+
 def test_sigterm_stops_a_standalone_engine_cleanly(tmp_path: Path, fake_model_dir: Path) -> None:
     env = platform_env(tmp_path, fake_model_dir, "sqlite://")
     child = Child(["engine"], env, tmp_path / "engine.log")

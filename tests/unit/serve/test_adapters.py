@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_adapter_dir
+from tests.utils.clients import JSON
 
 
 def register(client: TestClient, name: str, path: Path | str):  # type: ignore[no-untyped-def]
@@ -53,7 +54,7 @@ def test_register_then_pin_promote_and_rollback(gateway: TestClient, store: Path
     assert promoted["previous_version"] == 1
     assert engine_name(gateway, "support@2") in answer(gateway, "support")
 
-    rolled = gateway.post("/admin/aliases/support/rollback").json()
+    rolled = gateway.post("/admin/aliases/support/rollback", headers=JSON).json()
     assert rolled["production_version"] == 1
     assert engine_name(gateway, "support@1") in answer(gateway, "support")
 
@@ -148,7 +149,7 @@ def test_promote_unknown_version_and_rollback_without_history(gateway: TestClien
     response = gateway.post("/admin/aliases/support/promote", json={"version": 9})
     assert response.status_code == 404
     assert "no version 9" in response.json()["error"]["message"]
-    response = gateway.post("/admin/aliases/support/rollback")
+    response = gateway.post("/admin/aliases/support/rollback", headers=JSON)
     assert response.status_code == 400
     assert "no previous version" in response.json()["error"]["message"]
 

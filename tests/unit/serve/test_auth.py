@@ -7,10 +7,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from feedback.models import Interaction
-from loraloop.app import open_access
-from loraloop.settings import Settings
 from serve.auth import create_key
-from serve.settings import ServeSettings
 
 BODY = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -60,11 +57,3 @@ def test_keys_are_stored_hashed(locked: TestClient) -> None:
         stored = session.exec(select(ApiKey)).one()
     assert plain.split("-", 2)[2] not in stored.secret_hash
     assert len(stored.secret_hash) == 64
-
-
-def test_open_access_only_on_loopback() -> None:
-    assert open_access(Settings(serve=ServeSettings(host="127.0.0.1"))) is True
-    assert open_access(Settings(serve=ServeSettings(host="0.0.0.0"))) is False
-    assert open_access(Settings(serve=ServeSettings(host="127.0.0.1", require_keys=True))) is False
-    with pytest.raises(ValueError, match="loopback"):
-        open_access(Settings(serve=ServeSettings(host="0.0.0.0", require_keys=False)))

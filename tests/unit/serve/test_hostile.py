@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from feedback.models import Interaction
 from serve.templates import TemplateSpec, TemplateStore, VariableError
+from tests.utils.clients import JSON
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -74,7 +75,7 @@ def test_requests_asking_too_much_are_refused_and_captured(gateway: TestClient) 
     many = {"model": "base", "messages": HI * 10_000}
     error(gateway.post(CHAT, json=many), 400, "at most 512 messages")
     deep = b'{"model": "base", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    error(gateway.post(CHAT, content=deep), 400, "nested more than 32 levels")
+    error(gateway.post(CHAT, content=deep, headers=JSON), 400, "nested more than 32 levels")
     nested = {"model": "base", "messages": HI, "metadata": {"a": [[[[[[[[[[[[]]]]]]]]]]]] * 3}}
     assert gateway.post(CHAT, json=nested).status_code == 200, "moderate nesting is fine"
 
@@ -84,7 +85,7 @@ def test_requests_asking_too_much_are_refused_and_captured(gateway: TestClient) 
             yield b"x" * 65_536
         yield b'"}]}'
 
-    error(gateway.post(CHAT, content=chunks()), 413, "exceeds")
+    error(gateway.post(CHAT, content=chunks(), headers=JSON), 413, "exceeds")
 
     gateway.app.state.capture.flush()  # type: ignore[attr-defined]
     with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
@@ -94,15 +95,15 @@ def test_requests_asking_too_much_are_refused_and_captured(gateway: TestClient) 
 
 def test_other_routes_are_bounded_too(gateway: TestClient) -> None:
     body = b'{"interaction_id": "' + b"x" * 2_000_000 + b'", "rating": "up"}'
-    error(gateway.post("/v1/feedback", content=body), 413, "exceeds")
+    error(gateway.post("/v1/feedback", content=body, headers=JSON), 413, "exceeds")
 
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b" " * 65_536
 
-    error(gateway.post("/v1/feedback", content=chunks()), 413, "exceeds")
+    error(gateway.post("/v1/feedback", content=chunks(), headers=JSON), 413, "exceeds")
     deep = b'{"interaction_id": "x", "rating": "up", "comment": ' + b"[" * 50_000 + b"]" * 50_000
-    response = gateway.post("/v1/feedback", content=deep + b"}")
+    response = gateway.post("/v1/feedback", content=deep + b"}", headers=JSON)
     assert response.status_code == 400 and "error" in response.json()
 
 

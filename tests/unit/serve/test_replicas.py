@@ -155,3 +155,29 @@ def test_a_replica_down_at_start_is_reported_then_joins(
         assert gateway.get("/health").json()["status"] == "ok"
     finally:
         late.stop(timeout=5)
+
+
+def test_a_replica_that_sends_no_first_byte_in_time_is_passed_over(
+    sqlite_url: str,
+    make_gateway: Callable[..., TestClient],
+    tmp_path: Path,
+    fake_model_dir: Path,
+) -> None:
+    """An engine that accepts the request but does not start answering within
+    LORALOOP_SERVE_FIRST_BYTE_TIMEOUT_S is treated as unreachable: the request goes once
+    to another replica, and the client sees one answer."""
+    stuck = fake_replica(tmp_path, fake_model_dir, delay_s=5)
+    good = fake_replica(tmp_path, fake_model_dir)
+    try:
+        urls = [stuck.urls[0], good.urls[0]]
+        gateway = make_gateway(
+            sqlite_url, engine_urls=urls, replica_check_interval_s=3600, first_byte_timeout_s=0.5
+        )
+        base = {**BODY, "model": "base"}
+        answers = [gateway.post("/v1/chat/completions", json=base) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200] * 4
+        assert served_by(gateway, [a.json()["interaction_id"] for a in answers]) == {urls[1]: 4}
+        assert "loraloop_engine_retries_total 1.0" in gateway.get("/metrics").text
+    finally:
+        stuck.stop(timeout=5)
+        good.stop(timeout=5)

@@ -14,9 +14,12 @@ from sqlmodel import Session
 
 from feedback.pages import COOKIE, CSRF
 from serve.auth import ROLES, create_key, declared_roles, revoke_key
+from tests.utils.clients import JSON, page_session
 
 CALLERS = ["none", "wrong", "revoked", "client", "reviewer", "admin"]
-FASTAPI_OWN = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+FASTAPI_OWN: set[str] = set()  # the schema and docs are routes of our own, with a role
+LOGOUT = "/review/logout"
+REMOTE = "198.51.100.7"
 CHAT = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -33,6 +36,8 @@ class Sample:
 SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/health"): Sample("/health", 200),
     ("GET", "/metrics"): Sample("/metrics", 200),
+    ("GET", "/openapi.json"): Sample("/openapi.json", 200),
+    ("GET", "/docs"): Sample("/docs", 200),
     ("POST", "/v1/chat/completions"): Sample("/v1/chat/completions", 200, CHAT),
     ("POST", "/v1/completions"): Sample("/v1/completions", 200, {"model": "base", "prompt": "x"}),
     ("GET", "/v1/models"): Sample("/v1/models", 200),
@@ -105,6 +110,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
 def expected(role: str, caller: str, ok: int) -> int:
     if role == "public":
         return ok
+    role = role.removeprefix("local-or:")  # the matrix calls from another machine
     if role.startswith("page:"):  # pages answer a caller without a good cookie with sign-in
         needed = role.removeprefix("page:")
         allowed = caller in ROLES and ROLES[caller] >= ROLES[needed]
@@ -116,26 +122,35 @@ def expected(role: str, caller: str, ok: int) -> int:
 
 @pytest.fixture
 def locked(sqlite_url: str, make_gateway: Callable[..., TestClient]) -> TestClient:
-    return make_gateway(sqlite_url, require_keys=True)
+    """Keys required, every call from another machine (not loopback)."""
+    return make_gateway(sqlite_url, require_keys=True, peer=REMOTE)
 
 
-def make_keys(client: TestClient) -> dict[str, str | None]:
+def make_keys(client: TestClient) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """Each caller's API key, and its page session's token (the revoked key signed in
+    before it was revoked)."""
     with Session(client.app.state.db) as session:  # type: ignore[attr-defined]
         keys: dict[str, str | None] = {r: create_key(session, r, r) for r in ROLES}
         revoked = create_key(session, "admin", "revoked")
+        tokens = {r: page_session(client, k, "client") for r, k in keys.items() if k}
+        tokens["revoked"] = page_session(client, revoked, "client")
         revoke_key(session, revoked.split("-")[1])
-    return {"none": None, "wrong": "ll-0123456789ab-wrong", "revoked": revoked, **keys}
+    client.app.state.auth.forget(revoked.split("-")[1])  # type: ignore[attr-defined]
+    keys |= {"none": None, "wrong": "ll-0123456789ab-wrong", "revoked": revoked}
+    return keys, {"none": None, "wrong": "not-a-session", **tokens}
 
 
 def call(client: TestClient, method: str, sample: Sample, key: str | None, page: bool) -> int:
     client.cookies.clear()
     headers: dict[str, str] = {}
-    if page:
+    if page:  # `key` is a page session's token
         client.cookies.set(CSRF, "token")
         if key:
             client.cookies.set(COOKIE, key)
-    elif key:
-        headers["Authorization"] = f"Bearer {key}"
+    else:  # the API takes JSON only, bodyless requests included
+        headers["Content-Type"] = "application/json"
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
     if sample.form or (page and method == "POST"):
         response = client.request(
             method,
@@ -167,7 +182,7 @@ def test_every_route_declares_its_role_and_has_a_sample(locked: TestClient) -> N
 
 
 def test_role_matrix(locked: TestClient) -> None:
-    keys = make_keys(locked)
+    keys, tokens = make_keys(locked)
     routes = {
         (method, route.path): next(iter(declared_roles(route.dependant)))
         for route in locked.app.routes  # type: ignore[attr-defined]
@@ -175,16 +190,12 @@ def test_role_matrix(locked: TestClient) -> None:
         for method in route.methods
     }
     wrong = []
-    for (method, path), role in sorted(routes.items()):
+    # Signing out ends the page sessions it is called with: last.
+    for (method, path), role in sorted(routes.items(), key=lambda r: (r[0][1] == LOGOUT, r)):
         sample = SAMPLES[(method, path)]
+        page = role.startswith("page:") or (role == "public" and path.startswith("/review"))
         for caller in CALLERS:
-            got = call(
-                locked,
-                method,
-                sample,
-                keys[caller],
-                role.startswith("page:") or (role == "public" and path.startswith("/review")),
-            )
+            got = call(locked, method, sample, (tokens if page else keys)[caller], page)
             want = expected(role, caller, sample.ok)
             if got != want:
                 wrong.append(f"{method} {path} as {caller}: {got}, expected {want}")
@@ -208,7 +219,7 @@ def test_revoked_key_stops_at_once_here_and_within_the_interval_elsewhere(
     for gateway in (here, there):  # both have checked (and cached) it
         assert gateway.get("/v1/models", headers=bot).status_code == 200
 
-    revoked = here.delete(f"/admin/keys/{body['id']}", headers=admin)
+    revoked = here.delete(f"/admin/keys/{body['id']}", headers=admin | JSON)
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True
     assert here.get("/v1/models", headers=bot).status_code == 401
     assert interval == 0.2, "the key cache lives as long as the reconcile interval"

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from loraloop.cli import app as cli
 from loraloop.settings import Settings
 from tests.conftest import make_adapter_dir
+from tests.utils.clients import JSON
 from tests.utils.users import simulate
 
 
@@ -112,7 +113,7 @@ def test_worse_candidate_is_rolled_back_and_better_one_promoted(
         assert run.failed == [], run.failed[:3]
         alias = next(a for a in http.get("/admin/aliases").json() if a["name"] == "support")
         assert alias["production_version"] == v3 and alias["previous_version"] == v1
-        assert http.post(f"/admin/rollouts/{good}/abort").status_code == 409
+        assert http.post(f"/admin/rollouts/{good}/abort", headers=JSON).status_code == 409
 
     assert [(a["action"], a["version"]) for a in alerts] == [("rollback", v2), ("promote", v3)]
     listed = CliRunner().invoke(cli, ["rollouts"], env={"LORALOOP_DB_URL": sqlite_url})
@@ -166,8 +167,8 @@ def test_rollout_errors_are_clear(gateway: TestClient, store: Path) -> None:
     assert ok.status_code == 201 and ok.json()["policy"]["steps"] == [20]
     alias = next(a for a in gateway.get("/admin/aliases").json() if a["name"] == "support")
     assert alias["canary_version"] == v2 and alias["canary_share"] == pytest.approx(0.2)
-    aborted = gateway.post(f"/admin/rollouts/{ok.json()['id']}/abort")
+    aborted = gateway.post(f"/admin/rollouts/{ok.json()['id']}/abort", headers=JSON)
     assert aborted.status_code == 200 and aborted.json()["state"] == "aborted"
     alias = next(a for a in gateway.get("/admin/aliases").json() if a["name"] == "support")
     assert alias["canary_version"] is None and alias["production_version"] == v1
-    assert gateway.post("/admin/rollouts/999/abort").status_code == 404
+    assert gateway.post("/admin/rollouts/999/abort", headers=JSON).status_code == 404
