@@ -1,5 +1,6 @@
 """Per-key request rate limits: a token bucket per API key (open mode's keyless callers
-from this machine are not limited), on this gateway: N gateways allow N times the rate (stated in /health).
+from this machine are not limited), on this gateway: N gateways allow N times the rate
+(stated in /health).
 
 A refused request gets 429 with Retry-After, as OpenAI's API answers, before it costs
 the engine or the database anything.

@@ -36,6 +36,17 @@ def test_base_model_answers(platform: Platform) -> None:
     assert "Paris" in chat(platform, platform.model)
 
 
+def test_the_engine_takes_no_orders_without_its_key(platform: Platform, tmp_path: Path) -> None:
+    """vLLM itself refuses inference and adapter loading to anyone without the engine key."""
+    body = {"model": platform.model, "messages": QUESTION, "max_tokens": 4}
+    assert httpx.post(f"{platform.engine_url}/v1/chat/completions", json=body).status_code == 401
+    load = {"lora_name": "intruder", "lora_path": str(tmp_path)}
+    assert httpx.post(f"{platform.engine_url}/v1/load_lora_adapter", json=load).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-key"}
+    refused = httpx.get(f"{platform.engine_url}/v1/models", headers=wrong)
+    assert refused.status_code == 401
+
+
 def test_runtime_loaded_lora_adapter_serves(platform: Platform, tmp_path: Path) -> None:
     adapter = tmp_path / "adapter"
     make_adapter(platform.model_dir, adapter)

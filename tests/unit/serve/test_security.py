@@ -228,3 +228,85 @@ def test_an_adapter_swapped_on_disk_is_not_loaded(gateway: TestClient) -> None:
     refused = gateway.post("/admin/aliases/support/promote", json={"version": 1})
     assert refused.status_code >= 400
     assert "changed on disk" in refused.json()["error"]["message"]
+
+
+# --- should-fix findings ---
+
+
+def test_health_says_only_up_or_down_to_strangers(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    stranger = make_gateway(sqlite_url, require_keys=True, peer="203.0.113.9")
+    bare = stranger.get("/health")
+    assert bare.status_code == 200 and bare.json() == {"status": "ok"}
+    detailed = stranger.get("/health", headers=keyed(stranger, "reviewer")).json()
+    assert detailed["engine"]["state"] == "ready" and detailed["replicas"]
+    assert detailed["rate_limit"]["scope"] == "per gateway", "the limit is stated per gateway"
+    assert stranger.get("/health", headers=keyed(stranger, "client")).json() == {"status": "ok"}
+    for path in ("/metrics", "/openapi.json", "/docs"):
+        assert stranger.get(path).status_code == 401, path
+        assert stranger.get(path, headers=keyed(stranger, "reviewer")).status_code == 200, path
+
+
+def test_this_machine_reads_health_metrics_and_docs_without_a_key(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    local = make_gateway(sqlite_url, require_keys=True)
+    assert local.get("/health").json()["database"] == "ok"
+    for path in ("/metrics", "/openapi.json", "/docs"):
+        assert local.get(path).status_code == 200, path
+    relayed = local.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert relayed.status_code == 401
+
+
+def test_failed_authentications_are_limited_per_address(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    gateway = make_gateway(
+        sqlite_url, require_keys=True, auth_failures_per_min=1, auth_failures_burst=3
+    )
+    wrong = {"Authorization": "Bearer ll-0123456789ab-guess"}
+    statuses = [gateway.get("/v1/models", headers=wrong).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    blocked = gateway.get("/v1/models", headers=keyed(gateway, "client"))
+    assert blocked.status_code == 429 and blocked.headers["retry-after"], "checked before lookup"
+
+
+def test_in_flight_requests_per_key_are_capped(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    gateway = make_gateway(sqlite_url, require_keys=True, max_concurrent_per_key=1)
+    key = keyed(gateway, "client")
+    inflight = gateway.app.state.proxy.inflight  # type: ignore[attr-defined]
+    holder = key["Authorization"].split("-")[1]
+    assert inflight.enter(holder)  # one request of this key is in flight
+    refused = gateway.post("/v1/chat/completions", json=CHAT, headers=key)
+    assert refused.status_code == 429 and "in flight" in refused.json()["error"]["message"]
+    assert gateway.post(
+        "/v1/chat/completions", json=CHAT, headers=keyed(gateway, "client")
+    ).is_success
+    inflight.leave(holder)
+    assert gateway.post("/v1/chat/completions", json=CHAT, headers=key).status_code == 200
+    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        statuses = sorted(r.status_code for r in session.exec(select(Interaction)))
+    assert statuses == [200, 200, 429], "the refused one is captured too"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("chat_template", "{{ raise('x') }}"),  # a client-supplied Jinja template for vLLM
+        ("priority", -100),  # jumping the engine's queue
+        ("kv_transfer_params", {"do_remote_prefill": True}),
+        ("typo_temprature", 0.1),
+    ],
+)
+def test_fields_the_gateway_does_not_forward_are_refused(
+    gateway: TestClient, field: str, value: object
+) -> None:
+    refused = gateway.post("/v1/chat/completions", json=CHAT | {field: value})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == field
+    sampling = CHAT | {"temperature": 0.2, "top_k": 5, "response_format": {"type": "text"}}
+    assert gateway.post("/v1/chat/completions", json=sampling).status_code == 200
