@@ -58,7 +58,9 @@ def main() -> None:
                "LORALOOP_MODEL_NAME": "base", "LORALOOP_SERVE_ADAPTER_STORE": str(store),
                "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
                "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
-               "FAKE_ENGINE_DELAY_S": str(args.engine_delay), "PYTHONPATH": str(REPO)}  # fmt: skip
+               "FAKE_ENGINE_DELAY_S": str(args.engine_delay), "PYTHONPATH": str(REPO),
+               "LORALOOP_SERVE_REQUIRE_KEYS": "false",
+               "LORALOOP_ENGINE_API_KEY_FILE": str(d / "engine.key")}  # fmt: skip
         subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
         proc = subprocess.Popen([LORALOOP, "run"], env=env, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip

@@ -13,6 +13,8 @@ its Rouge-L minus the base model's. Printed: the gains, and 70-example gain / fu
 import argparse
 import json
 import random
+import re
+import string
 import sys
 import tempfile
 import time
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import platform
 from retrain.dataset import Example
 from retrain.evaluate import Evaluator
-from retrain.metrics import score
+from retrain.metrics import lcs_length, score
 from retrain.settings import RetrainSettings
 from retrain.train import Trainer
 from serve.settings import ModelSettings
@@ -42,9 +44,33 @@ def load(name: str) -> tuple[list[Example], list[Example]]:
     return [e for e, held in examples if not held], [e for e, held in examples if held]
 
 
+ASCII_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")  # before issue 20
+
+
+def ascii_rouge_l(prediction: str, reference: str) -> float:
+    """Rouge-L as scored before issue 20 (ASCII punctuation only; two empties 1.0), to
+    re-state earlier figures on the same answers."""
+
+    def words(text: str) -> list[str]:
+        text = ASCII_PUNCTUATION.sub(" ", text.lower())
+        return [t for t in text.split() if t not in {"a", "an", "the"}]
+
+    pred, ref = words(prediction), words(reference)
+    common = lcs_length(pred, ref)
+    if common == 0:
+        return float(not pred and not ref)
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+LAST_ASCII: dict[str, float] = {}  # model -> the previous scoring of its last answers
+
+
 def heldout_rouge(evaluator: Evaluator, model: str, held: list[Example]) -> float:
     answers = evaluator.answers(model, held)
-    return score(answers, [ex.answer for ex in held], ["rouge_l"])["rouge_l"]
+    references = [ex.answer for ex in held]
+    LAST_ASCII[model] = sum(map(ascii_rouge_l, answers, references)) / len(held)
+    return score(answers, references, ["rouge_l"])["rouge_l"]
 
 
 def train_and_score(
@@ -94,7 +120,10 @@ def main() -> None:
             train, held = load(scenario)
             small = random.Random(0).sample(train, args.small)
             base = heldout_rouge(evaluator, running.model, held)
-            print(f"{scenario}: base model Rouge-L {base:.3f} on {len(held)} held-out questions")
+            print(
+                f"{scenario}: base model Rouge-L {base:.3f} (previous scoring "
+                f"{LAST_ASCII[running.model]:.3f}) on {len(held)} held-out questions"
+            )
             sizes = {"small": small, "full": train}
             for data_name, data in ((n, sizes[n]) for n in args.sizes):
                 for config in args.configs:
@@ -108,11 +137,14 @@ def main() -> None:
                         "config": config,
                         "base": base,
                         "gain": row["rouge_l"] - base,
+                        "rouge_l_previous_scoring": LAST_ASCII[name],
+                        "base_previous_scoring": LAST_ASCII[running.model],
                     }
                     rows.append(row)
                     print(
                         f"  {row['data']:>12} {config:>8}: Rouge-L {row['rouge_l']:.3f} "
-                        f"(gain {row['gain']:+.3f}), {row['steps']} steps, best "
+                        f"(gain {row['gain']:+.3f}; previous scoring "
+                        f"{row['rouge_l_previous_scoring']:.3f}), {row['steps']} steps, best "
                         f"{row['best_step']}, {row['seconds']} s — {row['stop']}",
                         flush=True,
                     )

@@ -25,13 +25,16 @@ from pathlib import Path
 
 import psutil
 from harness import REPO, free_port, load
+from sqlalchemy import create_engine
+from sqlmodel import Session
 
+from serve.auth import create_key
 from serve.settings import ModelSettings
 
 sys.path.insert(0, str(REPO))
 from tests.utils.load import Load, failed
 from tests.utils.nginx import Nginx
-from tests.utils.processes import Child, healthy
+from tests.utils.processes import ENGINE_KEY, Child, healthy
 from tests.utils.replicas import replica_up, wait_until
 
 PROMPTS = [f"Write one sentence about the number {k}." for k in range(48)]
@@ -57,6 +60,9 @@ def main() -> None:
             "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"),
             "LORALOOP_WORKER_IN_GATEWAY": "false",
             "LORALOOP_SERVE_REPLICA_CHECK_INTERVAL_S": "1",
+            "LORALOOP_SERVE_REQUIRE_KEYS": "false",  # direct calls from here need no key...
+            "LORALOOP_SERVE_RATE_LIMIT_PER_S": "0",  # ...the one through nginx does, unlimited
+            "LORALOOP_ENGINE_API_KEY": ENGINE_KEY,
             "PYTHONUNBUFFERED": "1",
         }
         (d / "adapters").mkdir()
@@ -142,9 +148,15 @@ def rolling_restart(gateway, engine_urls: list[str], model: str, d: Path) -> Non
     ports = [free_port(), free_port()]
     gateways = [gateway(engine_urls, p, "rr0") for p in ports]
     lb = Nginx([f"127.0.0.1:{p}" for p in ports], free_port(), d)
+    engine = create_engine(f"sqlite:///{d / 'bench.db'}")
+    with Session(engine) as session:  # open mode does not trust what nginx relays: a key
+        key = {"Authorization": f"Bearer {create_key(session, 'client', 'bench')}"}
+    engine.dispose()
     try:
         body = {**BODY, "model": model}
-        traffic = Load([lb.url], body, clients=4, max_requests=100_000, max_seconds=300).start()
+        traffic = Load(
+            [lb.url], body, clients=4, max_requests=100_000, max_seconds=300, headers=key
+        ).start()
         time.sleep(3)
         for k, port in enumerate(ports):
             gateways[k].terminate(120)

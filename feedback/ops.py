@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
@@ -53,12 +54,13 @@ def _bucket(t: datetime, window: Window) -> datetime:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-quantile (0 < q < 1, in hundredths) by linear interpolation; None when empty."""
+    """The q-quantile (0 <= q <= 1) by linear interpolation between order statistics
+    (numpy's default, the same as the inclusive method); None when empty."""
     if not values:
         return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+    if not 0 <= q <= 1:
+        raise ValueError(f"a quantile is in [0, 1], got {q}")
+    return float(np.percentile(np.asarray(values, dtype=float), q * 100))
 
 
 def ops_stats(

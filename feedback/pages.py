@@ -74,6 +74,51 @@ def same_site_form(request: Request, token: str) -> bool:
     return True
 
 
+class PageRefusal(Exception):
+    """Raised by a page dependency instead of running the handler: the app answers with
+    `response` (the sign-in page, or the refusal of a forged form)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def page_refusal(_: Request, exc: Exception) -> Response:
+    """The app's handler for PageRefusal (installed by the app factory)."""
+    assert isinstance(exc, PageRefusal)
+    return exc.response
+
+
+def refused(request: Request) -> HTMLResponse:
+    message = "This form came from another site or an old page: reload and try again."
+    return render(request, "login.html", 403, message=message, error=True)
+
+
+def same_site(request: Request, csrf: str = Form("")) -> None:
+    """A dependency for every page form: the CSRF token and origin check, else 403."""
+    if not same_site_form(request, csrf):
+        raise PageRefusal(refused(request))
+
+
+def form_poster(
+    signed_in: Callable[[str, str], Access], role: str, why: str = "Sign in first."
+) -> Access:
+    """The prologue of every signed-in form post as one dependency: the principal with at
+    least `role`, else the sign-in page (401); then the CSRF check (403)."""
+    viewer = signed_in(role, COOKIE)
+
+    def dependency(
+        request: Request, who: Annotated[Any, Depends(viewer)], csrf: str = Form("")
+    ) -> Any:
+        if who is None:
+            raise PageRefusal(render(request, "login.html", 401, message=why, error=False))
+        if not same_site_form(request, csrf):
+            raise PageRefusal(refused(request))
+        return who
+
+    return dependency
+
+
 def render(request: Request, template: str, status: int = 200, /, **context: Any) -> HTMLResponse:
     """A page from feedback/web, with the CSRF token (and its cookie when new) and the
     security headers."""
@@ -102,16 +147,13 @@ def build_pages(
     path's, which this layer does not import)."""
     router = APIRouter(include_in_schema=False)
     Viewer = Annotated[Any, Depends(signed_in("reviewer", COOKIE))]
+    Poster = Annotated[Any, Depends(form_poster(signed_in, "reviewer"))]
     DB = Annotated[Session, Depends(get_session)]
-    Public = [Depends(public())]
+    Public = [Depends(public()), Depends(same_site)]
 
     def sign_in(request: Request, message: str | None = None) -> HTMLResponse:
         """The sign-in form, with 401: the page needs a reviewer key."""
         return render(request, "login.html", 401, message=message, error=False)
-
-    def refused(request: Request) -> HTMLResponse:
-        message = "This form came from another site or an old page: reload and try again."
-        return render(request, "login.html", 403, message=message, error=True)
 
     def back(message: str | None = None) -> RedirectResponse:
         url = "/review" + (f"?message={quote(message)}" if message else "")
@@ -164,10 +206,8 @@ def build_pages(
         )
 
     @router.post("/review/login", dependencies=Public)
-    async def login(request: Request, key: str = Form(...), csrf: str = Form("")) -> Response:
+    async def login(request: Request, key: str = Form(...)) -> Response:
         """A valid reviewer key opens a server-side session; the cookie holds its token."""
-        if not same_site_form(request, csrf):
-            return refused(request)
         try:
             _, token = await request.app.state.auth.sign_in(key, "reviewer")
         except Exception as exc:
@@ -181,9 +221,7 @@ def build_pages(
         return response
 
     @router.post("/review/logout", dependencies=Public)
-    async def logout(request: Request, csrf: str = Form("")) -> Response:
-        if not same_site_form(request, csrf):
-            return refused(request)
+    async def logout(request: Request) -> Response:
         if token := request.cookies.get(COOKIE):
             await request.app.state.auth.sign_out(token)
         response = back()
@@ -193,20 +231,14 @@ def build_pages(
 
     @router.post("/review/submit")
     def submit(
-        request: Request,
-        who: Viewer,
+        who: Poster,
         session: DB,
         interaction_id: str = Form(..., max_length=64),
         score: int = Form(..., ge=1, le=5),
         labels: list[str] | None = Form(None),
         correction: str = Form("", max_length=100_000),
         note: str = Form("", max_length=10_000),
-        csrf: str = Form(""),
     ) -> Response:
-        if who is None:
-            return sign_in(request, "Sign in first.")
-        if not same_site_form(request, csrf):
-            return refused(request)
         reviewer = who.key_id or "local"
         item = session.get(Interaction, interaction_id)
         original = (item.response_text or "") if item else ""
@@ -227,16 +259,10 @@ def build_pages(
 
     @router.post("/review/skip")
     def skip(
-        request: Request,
-        who: Viewer,
+        who: Poster,
         session: DB,
         interaction_id: str = Form(..., max_length=64),
-        csrf: str = Form(""),
     ) -> Response:
-        if who is None:
-            return sign_in(request, "Sign in first.")
-        if not same_site_form(request, csrf):
-            return refused(request)
         try:
             ReviewQueue(settings, set()).skip(session, who.key_id or "local", interaction_id)
         except QueueError as exc:
@@ -257,18 +283,12 @@ def build_pages(
 
     @router.post("/review/pairs/submit")
     def pairs_submit(
-        request: Request,
-        who: Viewer,
+        who: Poster,
         session: DB,
         interaction_id: str = Form(..., max_length=64),
         preferred: str = Form(..., pattern="^(a|b|tie)$"),
         correction: str = Form("", max_length=100_000),
-        csrf: str = Form(""),
     ) -> Response:
-        if who is None:
-            return sign_in(request, "Sign in first.")
-        if not same_site_form(request, csrf):
-            return refused(request)
         try:
             row, pair = submit_pair(
                 session, who.key_id or "local", interaction_id, preferred, correction

@@ -20,6 +20,7 @@ from feedback.api import build_router as feedback_router
 from feedback.capture import CaptureWriter
 from feedback.drift import DriftReport
 from feedback.drift.api import build_router as drift_router
+from feedback.pages import PageRefusal, page_refusal
 from feedback.pages import build_pages as feedback_pages
 from loraloop.builders import build_engine_manager, build_registry
 from loraloop.console import build_console
@@ -208,6 +209,7 @@ def create_app(
         responses={"4XX": errors, "5XX": errors},
     )
     install_error_handlers(app)
+    app.add_exception_handler(PageRefusal, page_refusal)
     app.add_middleware(
         BodyLimit,
         max_body_bytes=settings.serve.max_body_bytes,

@@ -22,7 +22,7 @@ from feedback.charts import share_chart
 from feedback.drift.store import latest_reports, list_reports
 from feedback.jobs import recent_runs
 from feedback.ops import last_hour
-from feedback.pages import COOKIE, render, same_site_form, secured
+from feedback.pages import COOKIE, form_poster, render, secured
 from loraloop.settings import Settings
 from retrain.records import FILES, predictions, read_run, run_file
 from serve.adapters import AdapterRouter
@@ -40,7 +40,14 @@ Action = Literal["promote", "canary", "rollback"]
 def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     Viewer = Annotated[Any, Depends(signed_in("reviewer", COOKIE))]
-    Admin = Annotated[Any, Depends(signed_in("admin", COOKIE))]
+    AdminPoster = Annotated[
+        Any,
+        Depends(
+            form_poster(
+                signed_in, "admin", "Only an admin may change adapters: sign in with an admin key."
+            )
+        ),
+    ]
     DB = Annotated[Session, Depends(get_session)]
     Adapters = Annotated[AdapterRouter, Depends(get_router)]
     runs_dir = settings.retrain.runs_dir
@@ -151,7 +158,7 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
     @router.post("/ops/adapters/{name}/{action}", response_class=HTMLResponse)
     async def adapter_action(
         request: Request,
-        who: Admin,
+        _: AdminPoster,
         adapters: Adapters,
         session: DB,
         name: str,
@@ -159,15 +166,8 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         version: int | None = Form(None, ge=1, le=2**31 - 1),
         share: float = Form(0.1, ge=0, le=1),
         confirm: str = Form(""),
-        csrf: str = Form(""),
     ) -> Response:
         """First post: a confirmation page. Confirmed: the admin API's own handler."""
-        if who is None:
-            why = "Only an admin may change adapters: sign in with an admin key."
-            return render(request, "login.html", 401, error=True, message=why)
-        if not same_site_form(request, csrf):
-            return render(request, "login.html", 403, error=True,
-                          message="This form came from another site or an old page.")  # fmt: skip
         if confirm != "yes":
             return render(request, "console_confirm.html", name=name, action=action,
                           version=version, share=share)  # fmt: skip

@@ -7,6 +7,7 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,10 +29,24 @@ class Curated:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def shingles(text: str, n: int = 3) -> set[int]:
+def shingles(text: str, n: int = 3) -> frozenset[int]:
+    """Hashed word n-grams (the whole text when shorter); none for a text with no words,
+    so that empty texts are not all duplicates of each other."""
     words = WORD.findall(text.lower())
+    if not words:
+        return frozenset()
     grams = {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
-    return {int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest()) for g in grams}
+    return frozenset(
+        int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest()) for g in grams
+    )
+
+
+def jaccard(a: AbstractSet[int], b: AbstractSet[int]) -> float:
+    """Exact Jaccard similarity; 0 when either set is empty."""
+    if not a or not b:
+        return 0.0
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
 
 
 class MinHasher:
@@ -42,8 +57,8 @@ class MinHasher:
         self.a = rng.integers(1, PRIME, permutations, dtype=np.uint64)
         self.b = rng.integers(0, PRIME, permutations, dtype=np.uint64)
 
-    def signature(self, text: str) -> np.ndarray:
-        values = np.fromiter(shingles(text), dtype=np.uint64)
+    def signature(self, grams: AbstractSet[int]) -> np.ndarray:
+        values = np.fromiter(grams, dtype=np.uint64, count=len(grams))
         if values.size == 0:
             return np.zeros(self.a.size, dtype=np.uint64)
         hashed = (values[:, None] * self.a[None, :] + self.b[None, :]) % PRIME
@@ -55,50 +70,62 @@ def similar(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class LshIndex:
-    """Signatures in LSH band buckets: near neighbours are found without comparing all.
-    Candidates are then checked in one vectorised comparison (templated text puts hundreds
-    of candidates in a bucket; one at a time, that was most of curation's time)."""
+    """Shingle sets in LSH band buckets of their MinHash signatures: near neighbours are
+    found without comparing all, and each candidate is decided on the exact Jaccard of the
+    stored sets. (The 64-slot estimate alone kept 28 % of pairs at Jaccard 0.85-0.90 and
+    dropped 43 % just below the threshold.) Templated text puts hundreds of candidates in
+    a bucket: one vectorised pass over their signatures first sets aside those whose
+    estimate is more than `MARGIN` (over five standard errors) below the threshold."""
 
-    def __init__(self, threshold: float, bands: int = 16) -> None:
+    MARGIN = 0.25
+
+    def __init__(self, threshold: float, hasher: MinHasher, bands: int = 16) -> None:
         self.threshold = threshold
+        self.hasher = hasher
         self.bands = bands
         self.rows = PERMUTATIONS // bands
         self.buckets: dict[tuple[int, bytes], list[int]] = {}
+        self.sets: list[frozenset[int]] = []
         self.signatures = np.zeros((1024, PERMUTATIONS), dtype=np.uint64)
-        self.size = 0
 
     def _keys(self, sig: np.ndarray) -> list[tuple[int, bytes]]:
         r = self.rows
         return [(b, sig[b * r : (b + 1) * r].tobytes()) for b in range(self.bands)]
 
-    def near(self, sig: np.ndarray) -> bool:
-        candidates = {i for key in self._keys(sig) for i in self.buckets.get(key, [])}
-        if not candidates:
+    def near(self, grams: frozenset[int], sig: np.ndarray | None = None) -> bool:
+        sig = self.hasher.signature(grams) if sig is None else sig
+        found = {i for key in self._keys(sig) for i in self.buckets.get(key, [])}
+        if not found:
             return False
-        rows = self.signatures[np.fromiter(candidates, dtype=np.intp, count=len(candidates))]
-        return bool(((rows == sig).mean(axis=1) >= self.threshold).any())
+        candidates = np.fromiter(found, dtype=np.intp, count=len(found))
+        estimates = (self.signatures[candidates] == sig).mean(axis=1)
+        likely = candidates[estimates >= self.threshold - self.MARGIN]
+        return any(jaccard(grams, self.sets[i]) >= self.threshold for i in likely)
 
-    def add(self, sig: np.ndarray) -> None:
+    def add(self, grams: frozenset[int], sig: np.ndarray | None = None) -> None:
+        sig = self.hasher.signature(grams) if sig is None else sig
         for key in self._keys(sig):
-            self.buckets.setdefault(key, []).append(self.size)
-        if self.size == len(self.signatures):
+            self.buckets.setdefault(key, []).append(len(self.sets))
+        if len(self.sets) == len(self.signatures):
             self.signatures = np.concatenate([self.signatures, np.zeros_like(self.signatures)])
-        self.signatures[self.size] = sig
-        self.size += 1
+        self.signatures[len(self.sets)] = sig
+        self.sets.append(grams)
+
+    def add_unless_near(self, grams: frozenset[int]) -> bool:
+        """Add the set unless it is near one already here; whether it was added."""
+        sig = self.hasher.signature(grams)
+        if self.near(grams, sig):
+            return False
+        self.add(grams, sig)
+        return True
 
 
 def near_duplicates(
     examples: list[Example], threshold: float, hasher: MinHasher, bands: int = 16
 ) -> tuple[list[Example], int]:
-    """Keep the first of each group of near-duplicates (LSH buckets, then exact check)."""
-    index = LshIndex(threshold, bands)
-    kept: list[Example] = []
-    for ex in examples:
-        sig = hasher.signature(ex.text())
-        if index.near(sig):
-            continue
-        index.add(sig)
-        kept.append(ex)
+    """Keep the first of each group of near-duplicates (LSH candidates, exact Jaccard)."""
+    index = LshIndex(threshold, hasher, bands)
+    kept = [ex for ex in examples if index.add_unless_near(shingles(ex.text()))]
     return kept, len(examples) - len(kept)
 
 
@@ -188,10 +215,10 @@ def _without_leaks(
     train: list[Example], held: list[Example], threshold: float, hasher: MinHasher
 ) -> tuple[list[Example], int]:
     """Drop training examples whose prompt is (nearly) a held-out prompt."""
-    index = LshIndex(threshold)
+    index = LshIndex(threshold, hasher)
     for ex in held:
-        index.add(hasher.signature(_prompt(ex)))
-    clean = [ex for ex in train if not index.near(hasher.signature(_prompt(ex)))]
+        index.add(shingles(_prompt(ex)))
+    clean = [ex for ex in train if not index.near(shingles(_prompt(ex)))]
     return clean, len(train) - len(clean)
 
 

@@ -9,7 +9,6 @@ it compares means. `METRICS` is the registry: the gate uses an entry when
 """
 
 import re
-import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,10 @@ class Pairwise:
     compare: Callable[[Judge, list[Pair]], list[float]]
 
 
-_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+# Every Unicode punctuation or symbol character, not only ASCII's: models write curly
+# quotes, typographic apostrophes, dashes and ellipses all the time, and glued to a word
+# (don\u2019t, \u201chello) they made it a different token.
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
 
 
 def tokens(text: str) -> list[str]:
@@ -50,11 +52,16 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def rouge_l(prediction: str, reference: str) -> float:
-    """Rouge-L F-measure (beta = 1) over normalised tokens."""
+    """Rouge-L F-measure (beta = 1) over normalised tokens, as rouge-score computes it.
+
+    Two texts with no tokens score 0, as in rouge-score: an answer with no words matches
+    nothing, and a gate that counted "nothing" = "nothing" as perfect would reward a model
+    for answering a punctuation-only reference with silence. (Token F1 and exact match keep
+    SQuAD's convention, 1 for two empty answers, so each metric agrees with its reference.)"""
     pred, ref = tokens(prediction), tokens(reference)
     common = lcs_length(pred, ref)
     if common == 0:
-        return float(not pred and not ref)
+        return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
 

@@ -23,7 +23,7 @@ class RetrainSettings(BaseSettings):
     min_chars: int = Field(2, ge=0, description="Shorter answers are dropped.")
     max_chars: int = Field(4000, ge=1, description="Longer conversations are dropped.")
     near_duplicate: float = Field(
-        0.85, gt=0, le=1, description="MinHash Jaccard at which two examples are one."
+        0.85, gt=0, le=1, description="Jaccard (word 3-grams) at which two examples are one."
     )
 
     quantize: Literal["auto", "4bit", "none"] = Field(

@@ -14,6 +14,7 @@ from feedback.models import Interaction
 from loraloop import db
 from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
+from tests.utils.clients import JSON
 
 pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -90,7 +91,9 @@ def test_sdk_template_and_errors(sdk: openai.OpenAI, platform: Platform) -> None
 
 
 def admin(platform: Platform, path: str, body: dict[str, object] | None = None) -> dict:  # type: ignore[type-arg]
-    response = httpx.post(f"{platform.gateway_url}/admin{path}", json=body, timeout=120)
+    response = httpx.post(
+        f"{platform.gateway_url}/admin{path}", json=body, headers=JSON, timeout=120
+    )
     assert response.status_code in (200, 201), response.text
     return response.json()  # type: ignore[no-any-return]
 

@@ -1,6 +1,9 @@
 """Krippendorff's alpha against values worked out by hand and from the literature."""
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedback.agreement import interval, krippendorff_alpha, nominal
 
@@ -43,3 +46,43 @@ def test_krippendorff_reference_example() -> None:
 def test_not_enough_information_is_none() -> None:
     assert krippendorff_alpha([[1], [2]], interval) is None
     assert krippendorff_alpha([[3, 3], [3, 3]], interval) is None
+
+
+def reliability(units: list[list[float]], coders: int) -> np.ndarray:
+    """The krippendorff package's layout: coders x units, NaN where a coder gave nothing."""
+    data = np.full((coders, len(units)), np.nan)
+    for u, values in enumerate(units):
+        data[: len(values), u] = values
+    return data
+
+
+units_strategy = st.lists(
+    st.lists(st.integers(1, 5).map(float), min_size=0, max_size=4), min_size=1, max_size=25
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(units=units_strategy)
+def test_alpha_is_the_krippendorff_packages(units: list[list[float]]) -> None:
+    import krippendorff
+
+    pairable = [u for u in units if len(u) >= 2]
+    values = {v for u in pairable for v in u}
+    for distance, level in ((interval, "interval"), (nominal, "nominal")):
+        ours = krippendorff_alpha(units, distance)
+        if not pairable or len(values) < 2:
+            assert ours is None  # degenerate: stated below
+            continue
+        expected = krippendorff.alpha(
+            reliability_data=reliability(units, 4), level_of_measurement=level
+        )
+        assert ours == pytest.approx(expected, abs=1e-9)
+
+
+def test_degenerate_inputs_give_none() -> None:
+    """No unit rated twice: nothing to compare. One distinct value everywhere: expected
+    disagreement is zero and alpha is undefined (0/0); None, never a number that looks
+    like agreement or its absence."""
+    assert krippendorff_alpha([[3.0], [4.0], []]) is None
+    assert krippendorff_alpha([[4.0, 4.0], [4.0, 4.0, 4.0]]) is None
+    assert krippendorff_alpha([[4.0, 4.0], [4.0, 4.0, 4.0]], nominal) is None

@@ -2,8 +2,13 @@
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from feedback.ops import percentile
 from tests.conftest import make_adapter_dir
 
 
@@ -41,3 +46,23 @@ def test_stats_per_alias_and_version(gateway: TestClient, store: Path) -> None:
     reviewed = sum(r["reviewed"] for r in rows)
     assert reviewed == 2
     assert gateway.get("/v1/stats", params={"window": "week"}).status_code == 400
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60),
+    q=st.floats(0, 1),
+)
+def test_percentile_is_numpys_for_any_q(values: list[float], q: float) -> None:
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q * 100)))
+
+
+def test_percentile_edges_that_used_to_break() -> None:
+    values = [float(v) for v in range(1, 201)]
+    assert percentile(values, 0.995) == pytest.approx(np.percentile(values, 99.5))  # IndexError
+    assert percentile(values, 0.001) == pytest.approx(np.percentile(values, 0.1))  # was p99
+    assert percentile(values, 0.123) == pytest.approx(np.percentile(values, 12.3))  # was p12
+    assert percentile(values, 0.95) == pytest.approx(190.05)  # unchanged where it was right
+    assert percentile([], 0.5) is None and percentile([7.0], 0.3) == 7.0
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        percentile(values, 95)

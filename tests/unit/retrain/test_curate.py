@@ -6,8 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from retrain.curate import MinHasher, curate, near_duplicates, similar
+from retrain.curate import LshIndex, MinHasher, curate, jaccard, near_duplicates, shingles, similar
 from retrain.dataset import DatasetError, Example, content_hash, read_seed
 from retrain.settings import RetrainSettings
 
@@ -54,9 +56,13 @@ def test_seed_file_errors_name_the_line(tmp_path: Path) -> None:
 
 def test_minhash_estimates_similarity() -> None:
     hasher = MinHasher(0)
-    a = hasher.signature("the parcel was delivered to the wrong address on monday morning")
-    b = hasher.signature("the parcel was delivered to the wrong address on monday evening")
-    c = hasher.signature("how do I change the password of my account")
+    a = hasher.signature(
+        shingles("the parcel was delivered to the wrong address on monday morning")
+    )
+    b = hasher.signature(
+        shingles("the parcel was delivered to the wrong address on monday evening")
+    )
+    c = hasher.signature(shingles("how do I change the password of my account"))
     assert similar(a, b) > 0.5 > similar(a, c)
     kept, dropped = near_duplicates(
         [ex(1, "the parcel was delivered to the wrong address on monday morning", "x"),
@@ -128,3 +134,49 @@ def test_curation_is_linear_enough_for_a_hundred_thousand() -> None:
     result = curate(data, RetrainSettings(eval_max_examples=500))
     assert len(result.eval) == 500 and result.report["eval_not_scored"] > 1000
     assert result.report["dropped_eval_leaks"] == 0
+
+
+VOCAB = ["parcel", "refund", "invoice", "late", "wrong", "address", "monday", "card", "box",
+         "my", "is", "was", "not", "here", "again", "please", "help", "order"]  # fmt: skip
+
+
+def variants(seed: int, n: int) -> list[str]:
+    """Texts and near copies of them (a word or two changed), so many pairs sit near 0.85."""
+    import random
+
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        if texts and rng.random() < 0.6:
+            words = rng.choice(texts).split() or [rng.choice(VOCAB)]
+            for _ in range(rng.randint(0, 2)):
+                words[rng.randrange(len(words))] = rng.choice(VOCAB)
+            if rng.random() < 0.3:
+                words.append(rng.choice(VOCAB))
+        else:
+            words = [rng.choice(VOCAB) for _ in range(rng.randint(0, 30))]
+        texts.append(" ".join(words))
+    return texts
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), threshold=st.sampled_from([0.7, 0.85, 0.9]))
+def test_near_duplicate_decisions_are_exact_jaccards(seed: int, threshold: float) -> None:
+    """The oracle: keep each text unless its exact Jaccard with one already kept reaches the
+    threshold (brute force over all pairs). LSH only finds the candidates."""
+    texts = variants(seed, 120)
+    examples = [ex(i, t, "a") for i, t in enumerate(texts)]
+    kept, _ = near_duplicates(examples, threshold, MinHasher(0))
+    expected: list[int] = []
+    for i, text in enumerate(texts):
+        grams = shingles(ex(i, text, "a").text())
+        if all(jaccard(grams, shingles(examples[k].text())) < threshold for k in expected):
+            expected.append(i)
+    assert [k.id for k in kept] == [f"s:{i}" for i in expected]
+
+
+def test_texts_without_words_are_not_duplicates_of_each_other() -> None:
+    assert shingles("") == frozenset() and shingles("?!") == frozenset()
+    assert jaccard(shingles(""), shingles("")) == 0.0
+    index = LshIndex(0.85, MinHasher(0))
+    assert index.add_unless_near(shingles("")) and index.add_unless_near(shingles("…"))

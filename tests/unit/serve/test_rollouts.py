@@ -93,7 +93,7 @@ def test_worse_candidate_is_rolled_back_and_better_one_promoted(
         assert [d["action"] for d in rolled["decisions"]] == ["start", "rollback"]
         assert "thumbs_down_rate worse" in rolled["decisions"][-1]["reason"]
         judged = {c["metric"]: c for c in rolled["decisions"][-1]["comparisons"]}
-        assert judged["thumbs_down_rate"]["test"] == "two-proportion z-test"
+        assert judged["thumbs_down_rate"]["test"] == "Fisher's exact test, one-sided"
         assert run.failed == [], run.failed[:3]
         assert run.served[v2] > 0
         alias = next(a for a in http.get("/admin/aliases").json() if a["name"] == "support")

@@ -4,6 +4,7 @@ browser cannot drive a local gateway (Host allow-list, JSON only on the API, no 
 end-user ratings and pinned traffic cannot steer a rollout; adapters changed on disk are
 not loaded."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from typer.testing import CliRunner
 
 from feedback.live import version_traffic
 from feedback.models import Interaction, UserFeedback, utcnow
-from feedback.pages import CSRF
+from feedback.pages import COOKIE, CSRF
 from loraloop.app import create_app, open_access
 from loraloop.cli import app as cli
 from loraloop.settings import Settings
 from serve.auth import create_key
 from serve.security import host_allowed, is_loopback
 from serve.settings import ServeSettings
+from serve.tables import PageSession
 from tests.conftest import make_adapter_dir
 
 CHAT = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
@@ -310,3 +312,38 @@ def test_fields_the_gateway_does_not_forward_are_refused(
     assert refused.json()["error"]["param"] == field
     sampling = CHAT | {"temperature": 0.2, "top_k": 5, "response_format": {"type": "text"}}
     assert gateway.post("/v1/chat/completions", json=sampling).status_code == 200
+
+
+# --- 7. the pages' cookie is a session, not the key ---
+
+
+def test_page_sessions_end_at_sign_out_on_expiry_and_with_their_key(
+    sqlite_url: str, make_gateway: Callable[..., TestClient]
+) -> None:
+    gateway = make_gateway(sqlite_url, require_keys=True, session_ttl_s=1)
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        key = create_key(session, "reviewer", "ana")
+
+    def sign_in() -> str:
+        gateway.cookies.clear()
+        gateway.get("/review")  # the CSRF cookie
+        form = {"key": key, "csrf": gateway.cookies[CSRF]}
+        signed = gateway.post("/review/login", data=form, follow_redirects=False)
+        assert signed.status_code == 303 and "message" not in signed.headers["location"]
+        token = gateway.cookies[COOKIE]
+        assert token and key not in token
+        return str(token)
+
+    first = sign_in()
+    assert gateway.get("/review").status_code == 200
+    out = gateway.post("/review/logout", data={"csrf": gateway.cookies[CSRF]})
+    assert out.status_code == 401, "signed out: the page asks to sign in again"
+    gateway.cookies.set(COOKIE, first)
+    assert gateway.get("/review").status_code == 401, "the signed-out token is dead"
+    sign_in()
+    assert gateway.get("/review").status_code == 200
+    time.sleep(1.1)
+    assert gateway.get("/review").status_code == 401, "expired"
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        stored = session.exec(select(PageSession)).all()
+    assert all(key not in s.id for s in stored), "the database keeps hashes of tokens only"
