@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 
 from serve.errors import APIError, error_response
+from serve.protocol import FORWARDED, OWN_FIELDS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,7 +84,7 @@ def _depth(value: Any) -> int:
 
 
 def check_inference(body: dict[str, Any], endpoint: str, limits: RequestLimits) -> None:
-    """What one inference request may ask of the engine."""
+    """What one inference request may ask of the engine: known fields only, bounded."""
     for name in ("n", "best_of"):
         value = body.get(name)
         if isinstance(value, int) and value > limits.max_n:
@@ -107,6 +108,14 @@ def check_inference(body: dict[str, Any], endpoint: str, limits: RequestLimits) 
             f"messages may hold at most {limits.max_messages} messages, got {len(messages)}",
             "invalid_request",
             "messages",
+        )
+    if unknown := sorted(set(body) - OWN_FIELDS - FORWARDED[endpoint]):
+        raise APIError(
+            400,
+            f"unknown field '{unknown[0]}': the gateway forwards OpenAI's and vLLM's "
+            "sampling, structured-output, tool and logprob fields only",
+            "invalid_request",
+            unknown[0],
         )
 
 

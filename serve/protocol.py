@@ -42,6 +42,7 @@ _CHAT = {
     "parallel_tool_calls", "add_generation_prompt", "continue_final_message",
     "metadata", "store",  # OpenAI's; vLLM ignores them
 }  # fmt: skip
+OWN_FIELDS = frozenset({"template", "template_version", "variables"})  # consumed, not sent
 FORWARDED: dict[str, frozenset[str]] = {
     "chat": frozenset(_COMMON | _CHAT),
     "completions": frozenset(_COMMON | {"prompt", "suffix", "best_of"}),

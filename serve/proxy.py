@@ -26,11 +26,11 @@ from feedback.capture import CaptureWriter
 from feedback.models import new_id
 from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
 from serve.auth import ROLES
-from serve.completions import answer_fields, engine_path
+from serve.completions import answer_fields, engine_path, note_chunk
 from serve.errors import APIError, error_response
 from serve.limits import RequestLimits, check_inference, parse_json, read_body
 from serve.metrics import GatewayMetrics
-from serve.protocol import FORWARDED, ChatCompletionRequest, CompletionRequest, TemplateFields
+from serve.protocol import OWN_FIELDS, ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.ratelimit import InFlight
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
@@ -38,7 +38,6 @@ from serve.shadow import ShadowSender
 from serve.templates import TemplateStore, VariableError
 
 log = logging.getLogger(__name__)
-OWN_FIELDS = {"template", "template_version", "variables"}
 ATTEMPTS = 2  # the first replica, then one other
 
 
@@ -181,14 +180,6 @@ class Proxy:
             param = ".".join(str(p) for p in first["loc"])
             raise APIError(400, f"{param}: {first['msg']}", "invalid_request", param) from None
         check_inference(body, endpoint, self.limits)
-        if unknown := sorted(set(body) - OWN_FIELDS - FORWARDED[endpoint]):
-            raise APIError(
-                400,
-                f"unknown field '{unknown[0]}': the gateway forwards OpenAI's and vLLM's "
-                "sampling, structured-output, tool and logprob fields only",
-                "invalid_request",
-                unknown[0],
-            )
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
@@ -322,7 +313,7 @@ class Proxy:
                 chunk = json.loads(data)
                 chunk["model"] = record["requested_model"]
                 chunk["interaction_id"] = record["id"]
-                self._note_chunk(chunk, endpoint, record, parts, started)
+                note_chunk(chunk, endpoint, record, parts, started)
                 yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode()
             if not finished:
                 raise aiohttp.ClientPayloadError("the engine closed the stream before [DONE]")
@@ -345,33 +336,6 @@ class Proxy:
             self.router.release(target, url)
             record["response_text"] = "".join(parts)
             self._finish(record, started, payload, target)
-
-    @staticmethod
-    def _note_chunk(
-        chunk: dict[str, Any],
-        endpoint: str,
-        record: dict[str, Any],
-        parts: list[str],
-        started: float,
-    ) -> None:
-        """What a streamed chunk adds to the capture record: text, first-token time, usage."""
-        for choice in chunk.get("choices") or []:
-            text = (
-                (choice.get("delta") or {}).get("content")
-                if endpoint == "chat"
-                else choice.get("text")
-            )
-            if text:
-                if "ttft_ms" not in record:
-                    record["ttft_ms"] = (time.perf_counter() - started) * 1000
-                parts.append(text)
-            if choice.get("finish_reason"):
-                record["finish_reason"] = choice["finish_reason"]
-        if usage := chunk.get("usage"):
-            record.update(
-                prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"),
-            )
 
     def _engine_error(self, status: int, data: Any, record: dict[str, Any]) -> Response:
         """vLLM's own 4xx (e.g. max_tokens beyond the context) passed on as OpenAI errors."""
