@@ -120,17 +120,20 @@ def test_promote_and_rollback_under_load_fail_no_request(
             except openai.APIError as exc:
                 outcomes[f"error {exc}"] += 1
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(3)
-    assert admin(platform, "/aliases/support/promote", {"version": 2})["production_version"] == 2
-    time.sleep(3)
-    assert admin(platform, "/aliases/support/rollback")["production_version"] == 1
-    time.sleep(3)
-    stop.set()
-    for t in threads:
-        t.join()
+    try:  # a failed step must not leave the load running (and pytest waiting on it)
+        time.sleep(3)
+        promoted = admin(platform, "/aliases/support/promote", {"version": 2})
+        assert promoted["production_version"] == 2
+        time.sleep(3)
+        assert admin(platform, "/aliases/support/rollback")["production_version"] == 1
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
 
     assert set(outcomes) == {"ok"}, outcomes
     assert outcomes["ok"] >= 12
