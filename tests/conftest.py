@@ -212,15 +212,21 @@ def make_live_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable
     def make(db_url: str, feedback: dict[str, object] | None = None, **serve: object) -> Settings:
         settings = gateway_settings(tmp_path, db_url, fake_model_dir, None, feedback, **serve)
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=settings.serve.port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
+        for _ in range(3):  # a free port can be taken by another process before we bind it
+            config = uvicorn.Config(
+                create_app(settings), host="127.0.0.1", port=settings.serve.port,
+                log_level="warning",
+            )  # fmt: skip
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not server.started and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if server.started:
+                break
+            thread.join(30)
+            settings.serve.port, settings.engine.port = free_port(), free_port()
         assert server.started, "gateway did not start"
         servers.append((server, thread))
         return settings
