@@ -80,29 +80,26 @@ def build_router(
         answering says 503 with Retry-After; nothing is lost either way."""
         item = session.get(Interaction, body.interaction_id)
         if item is None:
-            queued = capture.pending(body.interaction_id)
-            session.rollback()  # a new snapshot: the writer may have just written it
-            item = session.get(Interaction, body.interaction_id)
-            if not queued and item is None:
-                raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
-            if queued and not capture.wait_written(body.interaction_id, settings.feedback_wait_s):
+            pending = capture.pending(body.interaction_id)
+            if pending and not capture.wait_written(body.interaction_id, settings.feedback_wait_s):
                 raise HTTPException(
                     503,
                     f"interaction {body.interaction_id} is still being captured (the database "
                     "is not answering): send the rating again shortly",
                     headers={"Retry-After": "2"},
                 )
-            session.rollback()
-            item = item or session.get(Interaction, body.interaction_id)
+            session.rollback()  # a new snapshot: the writer may have just written it
+            item = session.get(Interaction, body.interaction_id)
             if item is None:
                 raise HTTPException(404, f"interaction {body.interaction_id} does not exist")
         if principal.role != "admin" and item.client_key_id != principal.key_id:
             raise HTTPException(
                 403, f"interaction {item.id} was made with another key: only it may rate it"
             )
-        served_to = item.request.get("user") if isinstance(item.request, dict) else None
-        end_user = body.end_user_id or (served_to if isinstance(served_to, str) else "")
-        if isinstance(served_to, str) and served_to and end_user != served_to:
+        served_to = item.request.get("user")
+        served_to = served_to if isinstance(served_to, str) else ""
+        end_user = body.end_user_id or served_to
+        if served_to and end_user != served_to:
             raise HTTPException(
                 403, f"interaction {item.id} was served to another end user: they may rate it"
             )

@@ -112,8 +112,7 @@ def form_poster(
     ) -> Any:
         if who is None:
             raise PageRefusal(render(request, "login.html", 401, message=why, error=False))
-        if not same_site_form(request, csrf):
-            raise PageRefusal(refused(request))
+        same_site(request, csrf)
         return who
 
     return dependency

@@ -28,6 +28,7 @@ from fastapi import Request
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
+from feedback.models import aware
 from serve.errors import APIError
 from serve.ratelimit import RateLimiter
 from serve.security import is_local
@@ -175,8 +176,7 @@ class Authenticator:
         if found is None:
             return None
         row, key = found
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-        return Principal(key.id, key.role) if expires > datetime.now(UTC) else None
+        return Principal(key.id, key.role) if aware(row.expires_at) > datetime.now(UTC) else None
 
     def _end(self, token: str) -> None:
         with Session(self.db) as session:

@@ -59,7 +59,7 @@ class Proxy:
         metrics: GatewayMetrics,
         limits: RequestLimits,
         shadow: ShadowSender,
-        inflight: InFlight | None = None,
+        inflight: InFlight,
     ) -> None:
         self.router = router
         self.replicas = replicas
@@ -70,23 +70,23 @@ class Proxy:
         self.metrics = metrics
         self.limits = limits
         self.shadow = shadow
-        self.inflight = inflight or InFlight(1_000_000)
+        self.inflight = inflight
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
+        principal = getattr(request.state, "principal", None)
+        key_id = principal.key_id if principal is not None else None
         record: dict[str, Any] = {
             "id": new_id(),
             "created_at": datetime.now(UTC).isoformat(),
-            "client_key_id": getattr(request.state, "principal", None)
-            and request.state.principal.key_id,
+            "client_key_id": key_id,
             "endpoint": endpoint,
             "request": {},
             "status_code": 200,
         }
         payload: dict[str, Any] | None = None
         target: Target | None = None
-        principal = getattr(request.state, "principal", None)
-        holder = (principal and principal.key_id) or (request.client and request.client.host)
+        holder = key_id or (request.client and request.client.host)
         try:
             if not self.inflight.enter(str(holder)):
                 raise APIError(
@@ -96,7 +96,7 @@ class Proxy:
                     "rate_limit_exceeded",
                 )
             record["_holder"] = str(holder)
-            payload, target = await self._prepare(request, endpoint, record)
+            payload, target = await self._prepare(request, endpoint, record, principal)
             tried: list[str] = []
             reason = "no engine replica is configured"
             for _ in range(ATTEMPTS):
@@ -164,7 +164,7 @@ class Proxy:
             self.router.release(target, url)
 
     async def _prepare(
-        self, request: Request, endpoint: str, record: dict[str, Any]
+        self, request: Request, endpoint: str, record: dict[str, Any], principal: Any
     ) -> tuple[dict[str, Any], Target]:
         raw = await read_body(request, self.limits.max_body_bytes)
         record["request"] = {"raw": raw[:10_000].decode(errors="replace")}
@@ -198,7 +198,6 @@ class Proxy:
             requested_model=model,
             pinned=target.pinned,
         )
-        principal = getattr(request.state, "principal", None)
         role = principal.role if principal is not None else "client"
         if target.pinned and not self.router.serving(target) and ROLES[role] < ROLES["reviewer"]:
             raise APIError(
