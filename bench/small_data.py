@@ -1,20 +1,22 @@
-"""Held-out Rouge-L gain of the trainer's defaults on small and full data, two domains.
+"""Held-out Rouge-L gain of the trainer's defaults at 20, 70 and all examples, three domains.
 
-For each scenario (the bundled support desk and the city-services domain), the adapter is
-trained on 70 examples and on every non-held-out example, once with today's defaults
-(validation split, early stopping, minimum steps) and once with the previous defaults
-(two epochs, last step), all in one run. Each adapter answers the held-out questions
+For each scenario (the bundled support desk, city services and IT helpdesk: three answer
+styles), the adapter is trained on a seeded sample of 20 and 70 examples and on every
+non-held-out example, once with today's defaults (train until the validation loss plateaus,
+warm-up) and once with issue 11's (at least 120 steps, at most 8 epochs, validation every
+epoch, patience 3, no tolerance), all in one run. Each adapter answers the held-out questions
 (product/topic pairs never trained on) through the real vLLM engine, greedy; the gain is
-its Rouge-L minus the base model's. Printed: the gains, and 70-example gain / full gain.
+its Rouge-L minus the base model's. Printed per run: the gain, steps, where the best step
+fell, which rule ended training and the training time; then one table.
 
-    .venv/bin/python bench/small_data.py [--small 70] [--scenarios support_desk city_services]
+    .venv/bin/python bench/small_data.py [--sizes 20 70 full] [--scenarios ...]
+        [--configs defaults issue11] [--set learning_rate=1e-3] [--out rows.json]
 """
 
 import argparse
 import json
+import math
 import random
-import re
-import string
 import sys
 import tempfile
 import time
@@ -26,13 +28,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import platform
 from retrain.dataset import Example
 from retrain.evaluate import Evaluator
-from retrain.metrics import lcs_length, score
+from retrain.metrics import score
+from retrain.schedule import validation_size
 from retrain.settings import RetrainSettings
 from retrain.train import Trainer
 from serve.settings import ModelSettings
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "retrain" / "scenarios"
-PREVIOUS = {"max_epochs": 2, "min_steps": 0, "validation_fraction": 0}  # before issue 11
+DOMAINS = ["support_desk", "city_services", "it_helpdesk"]
+
+
+def issue11(examples: int) -> dict[str, Any]:
+    """Issue 11's defaults, reproduced exactly: validation once per epoch (5 to 200 steps),
+    at least 120 and at most 8 epochs of steps (3,000 at most), patience 3 with no tolerance
+    or smoothing, a constant learning rate of 2e-4."""
+    defaults = RetrainSettings()
+    train = examples - validation_size(examples, defaults)
+    per_epoch = math.ceil(train / defaults.batch_size)
+    return {
+        "max_epochs": 8,
+        "max_steps": 3000,
+        "max_minutes": 0,
+        "min_steps": 120,
+        "eval_every": min(200, max(5, per_epoch)),
+        "patience": 3,
+        "min_improvement": 0,
+        "smoothing": 1,
+        "warmup_steps": 0,
+        "learning_rate": 2e-4,
+    }
 
 
 def load(name: str) -> tuple[list[Example], list[Example]]:
@@ -44,33 +68,9 @@ def load(name: str) -> tuple[list[Example], list[Example]]:
     return [e for e, held in examples if not held], [e for e, held in examples if held]
 
 
-ASCII_PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")  # before issue 20
-
-
-def ascii_rouge_l(prediction: str, reference: str) -> float:
-    """Rouge-L as scored before issue 20 (ASCII punctuation only; two empties 1.0), to
-    re-state earlier figures on the same answers."""
-
-    def words(text: str) -> list[str]:
-        text = ASCII_PUNCTUATION.sub(" ", text.lower())
-        return [t for t in text.split() if t not in {"a", "an", "the"}]
-
-    pred, ref = words(prediction), words(reference)
-    common = lcs_length(pred, ref)
-    if common == 0:
-        return float(not pred and not ref)
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-LAST_ASCII: dict[str, float] = {}  # model -> the previous scoring of its last answers
-
-
 def heldout_rouge(evaluator: Evaluator, model: str, held: list[Example]) -> float:
     answers = evaluator.answers(model, held)
-    references = [ex.answer for ex in held]
-    LAST_ASCII[model] = sum(map(ascii_rouge_l, answers, references)) / len(held)
-    return score(answers, references, ["rouge_l"])["rouge_l"]
+    return score(answers, [ex.answer for ex in held], ["rouge_l"])["rouge_l"]
 
 
 def train_and_score(
@@ -94,6 +94,7 @@ def train_and_score(
     return {
         "steps": result.steps,
         "best_step": result.best_step,
+        "rule": result.stop_rule,
         "stop": result.stop_reason,
         "seconds": round(seconds, 1),
         "rouge_l": rouge,
@@ -101,16 +102,34 @@ def train_and_score(
     }
 
 
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = json.loads(value)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--small", type=int, default=70)
-    parser.add_argument("--scenarios", nargs="+", default=["support_desk", "city_services"])
-    parser.add_argument("--configs", nargs="+", default=["defaults", "previous"])
-    parser.add_argument("--sizes", nargs="+", default=["small", "full"])
+    parser.add_argument("--scenarios", nargs="+", default=DOMAINS)
+    parser.add_argument("--configs", nargs="+", default=["defaults", "issue11"])
+    parser.add_argument("--sizes", nargs="+", default=["20", "70", "full"])
+    parser.add_argument("--set", nargs="*", default=[], help="defaults' overrides, key=json")
+    parser.add_argument(
+        "--learning-rates", nargs="*", type=float, default=[], help="defaults at each rate"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir()
-    configs = {"defaults": {}, "previous": PREVIOUS}
+    overrides = parse_overrides(args.set)
+    configs: dict[str, dict[str, Any] | None] = {}
+    for config in args.configs:
+        if config == "defaults" and args.learning_rates:
+            for rate in args.learning_rates:
+                configs[f"lr {rate:g}"] = overrides | {"learning_rate": rate}
+        else:
+            configs[config] = overrides if config == "defaults" else None
     rows: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(
@@ -118,54 +137,41 @@ def main() -> None:
         )
         for scenario in args.scenarios:
             train, held = load(scenario)
-            small = random.Random(0).sample(train, args.small)
             base = heldout_rouge(evaluator, running.model, held)
-            print(
-                f"{scenario}: base model Rouge-L {base:.3f} (previous scoring "
-                f"{LAST_ASCII[running.model]:.3f}) on {len(held)} held-out questions"
-            )
-            sizes = {"small": small, "full": train}
-            for data_name, data in ((n, sizes[n]) for n in args.sizes):
-                for config in args.configs:
-                    name = f"{scenario}-{data_name}-{config}"
+            print(f"{scenario}: base model Rouge-L {base:.3f} on {len(held)} held-out questions")
+            for size in args.sizes:
+                n = len(train) if size == "full" else int(size)
+                data = random.Random(0).sample(train, n) if n < len(train) else train
+                for config, chosen in configs.items():
+                    name = f"{scenario}-{size}-{config.replace(' ', '')}"
+                    settings = issue11(len(data)) if chosen is None else chosen
                     row = train_and_score(
-                        model_dir, evaluator, name, data, held, configs[config], Path(tmp)
+                        model_dir, evaluator, name, data, held, settings, Path(tmp)
                     )
                     row |= {
                         "scenario": scenario,
-                        "data": f"{data_name} ({len(data)})",
+                        "examples": len(data),
                         "config": config,
+                        "overrides": settings,
                         "base": base,
                         "gain": row["rouge_l"] - base,
-                        "rouge_l_previous_scoring": LAST_ASCII[name],
-                        "base_previous_scoring": LAST_ASCII[running.model],
                     }
                     rows.append(row)
                     print(
-                        f"  {row['data']:>12} {config:>8}: Rouge-L {row['rouge_l']:.3f} "
-                        f"(gain {row['gain']:+.3f}; previous scoring "
-                        f"{row['rouge_l_previous_scoring']:.3f}), {row['steps']} steps, best "
+                        f"  {len(data):>4} examples {config:>10}: Rouge-L {row['rouge_l']:.3f} "
+                        f"(gain {row['gain']:+.3f}), {row['steps']} steps, best "
                         f"{row['best_step']}, {row['seconds']} s — {row['stop']}",
                         flush=True,
                     )
-    print("\n| scenario | config | gain, 70 examples | gain, full | 70 / full |")
-    print("| --- | --- | --- | --- | --- |")
-    for scenario in args.scenarios:
-        for config in args.configs:
-            got = {
-                r["data"].split()[0]: r["gain"]
-                for r in rows
-                if r["scenario"] == scenario and r["config"] == config
-            }
-            if len(got) < 2:
-                continue
-            ratio = got["small"] / got["full"] if got["full"] > 0 else float("nan")
-            print(
-                f"| {scenario} | {config} | {got['small']:+.3f} | {got['full']:+.3f} "
-                f"| {ratio:.2f} |"
-            )
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2))
+                    if args.out:
+                        args.out.write_text(json.dumps(rows, indent=2))
+    print("\n| scenario | examples | config | gain | steps | best at | ended by | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['scenario']} | {r['examples']} | {r['config']} | {r['gain']:+.3f} "
+            f"| {r['steps']} | {r['best_step']} | {r['rule']} | {r['seconds']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

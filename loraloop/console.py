@@ -25,6 +25,7 @@ from feedback.ops import last_hour
 from feedback.pages import COOKIE, form_poster, render, secured
 from loraloop.settings import Settings
 from retrain.records import FILES, predictions, read_run, run_file
+from retrain.report import ended_by
 from serve.adapters import AdapterRouter
 from serve.admin import canary, promote, rollback
 from serve.deps import get_replicas, get_router
@@ -129,6 +130,7 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         if record is None:
             return secured(HTMLResponse(f"run {alias}/{run_id} has no record", 404))
         return render(request, "console_run.html", record=record, alias=alias, run_id=run_id,
+                      ended=ended_by(record.get("train") or {}),
                       predictions=predictions(runs_dir, alias, run_id),
                       files=[n for n in FILES if run_file(runs_dir, alias, run_id, n)])  # fmt: skip
 

@@ -33,6 +33,7 @@ RETRAIN_OVERRIDES: dict[str, Any] = {
     "eval_fraction": 0.1,
     "max_epochs": 1,
     "min_steps": 0,
+    "warmup_steps": 0,
     "learning_rate": 2e-3,
     "batch_size": 8,
     "max_seq_len": 96,

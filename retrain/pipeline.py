@@ -364,6 +364,7 @@ class Retrainer:
 def _train_summary(result: "TrainResult") -> dict[str, Any]:
     return {
         "plan": result.plan.as_dict() if result.plan else None,
+        "stop_rule": result.stop_rule,
         "stop_reason": result.stop_reason,
         "best_step": result.best_step,
         "best_validation_loss": result.best_validation_loss,

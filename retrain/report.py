@@ -90,25 +90,50 @@ def _metric_rows(candidate: dict[str, float], production: dict[str, float]) -> l
     ]
 
 
+def ended_by(train: dict[str, Any]) -> str:
+    """Which rule ended training, in the words people scan for: the plateau, or a budget."""
+    rule = train.get("stop_rule") or ""
+    return {
+        "plateau": "the validation loss stopped improving (plateau)",
+        "step budget": "the step budget ran out before the validation loss stopped improving",
+        "time budget": "the time budget ran out before the validation loss stopped improving",
+        "diverged": "the validation loss diverged",
+        "fixed length": "a fixed length (no validation split to stop on)",
+    }.get(rule, rule or "not recorded")
+
+
 def _training(record: dict[str, Any]) -> str:
     train = record.get("train") or {}
     plan = train.get("plan") or {}
+    budget = f"{plan.get('max_steps', '?')} steps"
+    if plan.get("max_minutes"):
+        budget += f" or {plan['max_minutes']:g} minutes"
     parts = [
-        f"<p>{html.escape(str(train.get('stop_reason', '')))}. {train.get('steps', 0)} steps "
-        f"of at most {plan.get('max_steps', '?')} (at least {plan.get('min_steps', '?')}); "
+        f'<p id="ended-by"><b>Training ended: {html.escape(ended_by(train))}.</b> '
+        f"{html.escape(str(train.get('stop_reason', '')))}.</p>"
+        f"<p>{train.get('steps', 0)} steps of a budget of {budget}; "
         f"{plan.get('train_examples', '?')} training and {plan.get('validation_examples', '?')}"
-        f" validation examples; validation every {plan.get('eval_every', '?')} steps, patience "
-        f"{plan.get('patience', '?')}; best validation loss "
-        f"{train.get('best_validation_loss')} at step {train.get('best_step')}.</p>"
+        f" validation examples; validation every {plan.get('eval_every', '?')} steps, stopping "
+        f"after {plan.get('patience', '?')} without a {plan.get('min_improvement', 0):.0%} "
+        f"improvement (average of the last {plan.get('smoothing', 1)}); warm-up "
+        f"{plan.get('warmup_steps', 0)} steps; best validation loss "
+        f"{train.get('best_validation_loss')} at step {train.get('best_step')} (kept).</p>"
     ]
     trials = record.get("trials") or []
     if trials:
         rows = [
-            [json.dumps(t["params"]), t["best_validation_loss"], t["best_step"], t["steps"]]
+            [
+                json.dumps(t["params"]),
+                t["best_validation_loss"],
+                t["best_step"],
+                t["steps"],
+                t.get("stop_rule", ""),
+            ]
             for t in trials
         ]
         parts.append(
-            "<h3>Search</h3>" + _table(["trial", "best val loss", "best step", "steps"], rows)
+            "<h3>Search</h3>"
+            + _table(["trial", "best val loss", "best step", "steps", "ended by"], rows)
         )
     return "".join(parts)
 

@@ -1,11 +1,15 @@
-"""How long to train: a plan from the data's size, and early stopping on a validation loss.
+"""How long to train: until the validation loss stops improving, within a compute budget.
 
-Small datasets need many passes, large ones a fraction of one; a fixed epoch count is wrong
-at one end or the other. The plan runs at least `min_steps` optimiser steps (small data),
-at most `max_epochs` passes and `max_steps` steps (large data), and measures the loss on a
-validation split of the training data every `eval_every` steps; training stops when that
-loss has not improved for `patience` measurements (once `min_steps` are done), and the
-adapter is the one from the best measurement, not the last step.
+A fixed length is wrong at one end or the other (small data needs many passes, large data a
+fraction of one), and a step cap that is reached while the validation loss still falls ends
+training too early. So the data decides: a validation split is scored every `eval_every`
+steps, and training stops on a *plateau* — `patience` evaluations in a row whose smoothed
+validation loss is not at least `min_improvement` (relative) below the best smoothed loss so
+far. The adapter is the best raw measurement's weights, not the last step's. Steps, epochs and
+wall-clock minutes are a budget: generous, and reported when one of them, not the plateau,
+ended the run. Evaluation frequency and patience follow the data's size, so that a tiny
+validation set is measured often (it is cheap) yet never stops training on a single noisy
+reading (patience spans at least `patience_min_steps` steps, and readings are smoothed).
 """
 
 import hashlib
@@ -17,18 +21,32 @@ from retrain.settings import RetrainSettings
 
 T = TypeVar("T")
 
+PLATEAU = "plateau"
+STEP_BUDGET = "step budget"
+TIME_BUDGET = "time budget"
+DIVERGED = "diverged"
+FIXED = "fixed length"
+RULES = (PLATEAU, STEP_BUDGET, TIME_BUDGET, DIVERGED, FIXED)
+# A validation batch is a forward pass, about a third of a training step: evaluating every
+# 3 x (validation batches) steps keeps validation near a tenth of the training time.
+EVAL_COST_STEPS = 3
+
 
 @dataclass(frozen=True)
 class Plan:
     train_examples: int
     validation_examples: int
     steps_per_epoch: int
-    max_steps: int  # the loop never runs past this
-    min_steps: int  # nor stops early before this
+    max_steps: int  # the step budget (max_steps and max_epochs); the loop never runs past it
+    min_steps: int  # the plateau may not end a run before this
     eval_every: int  # steps between validation losses; 0: no validation, fixed length
-    patience: int
+    patience: int  # evaluations without a significant improvement before stopping
+    min_improvement: float = 0.0  # relative drop of the smoothed loss that counts
+    smoothing: int = 1  # evaluations in the moving average the rule compares
+    warmup_steps: int = 0
+    max_minutes: float = 0.0  # the wall-clock budget; 0: none
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -61,71 +79,128 @@ def split_validation(
 def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
     s = settings
     per_epoch = max(1, math.ceil(train / s.batch_size))
-    by_epochs = max(1, math.ceil(per_epoch * s.max_epochs))
-    cap = min(s.max_steps, max(by_epochs, s.min_steps))
-    if validation == 0:
-        every = 0
-    elif s.eval_every:
-        every = s.eval_every
+    budget = min(s.max_steps, max(1, math.ceil(per_epoch * s.max_epochs)))
+    if validation == 0:  # nothing to stop on: a fixed length, within the budget
+        cap, every, patience = min(budget, max(1, s.fixed_steps)), 0, 0
     else:
-        every = min(s.eval_every_max, max(s.eval_every_min, per_epoch))
+        cap = budget
+        batches = math.ceil(validation / s.batch_size)
+        auto = min(s.eval_every_max, max(s.eval_every_min, EVAL_COST_STEPS * batches))
+        every = min(cap, s.eval_every or auto)
+        window = min(s.patience_max_steps, max(s.patience_min_steps, per_epoch * s.patience_epochs))
+        patience = s.patience or max(3, math.ceil(window / every))
     return Plan(
         train_examples=train,
         validation_examples=validation,
         steps_per_epoch=per_epoch,
         max_steps=cap,
         min_steps=min(s.min_steps, cap),
-        eval_every=min(every, cap),
-        patience=s.patience,
+        eval_every=every,
+        patience=patience,
+        min_improvement=s.min_improvement,
+        smoothing=s.smoothing,
+        warmup_steps=min(s.warmup_steps, cap),
+        max_minutes=s.max_minutes,
     )
+
+
+def learning_rate_at(step: int, plan: Plan, peak: float) -> float:
+    """Linear warm-up to `peak` over the first steps, then constant: the run's length is not
+    known in advance (the plateau decides), so no schedule that needs it."""
+    if plan.warmup_steps <= 0:
+        return peak
+    return peak * min(1.0, (step + 1) / plan.warmup_steps)
 
 
 @dataclass
 class EarlyStopping:
-    """Keeps the validation curve, the best step and why training ended."""
+    """The validation curve, the best step, and which rule ended training."""
 
     plan: Plan
     curve: list[tuple[int, float]] = field(default_factory=list)
-    best_step: int = 0
+    best_step: int = 0  # lowest raw loss: the weights kept
     best_loss: float = math.inf
-    since_best: int = 0
+    reference: float = math.inf  # lowest smoothed loss that counted as an improvement
+    since_best: int = 0  # evaluations since the smoothed loss last improved enough
+    diverged: bool = False
 
     def due(self, step: int) -> bool:
         every = self.plan.eval_every
         return every > 0 and (step % every == 0 or step == self.plan.max_steps)
 
+    def smoothed(self) -> float:
+        window = [loss for _, loss in self.curve[-max(1, self.plan.smoothing) :]]
+        return sum(window) / len(window)
+
     def record(self, step: int, loss: float) -> bool:
-        """Add a measurement; True when it is the best so far (keep these weights)."""
+        """Add a measurement; True when it is the lowest so far (keep these weights)."""
+        if not math.isfinite(loss):
+            self.diverged = True
+            return False
         self.curve.append((step, round(loss, 6)))
-        if loss < self.best_loss - 1e-6:
-            self.best_step, self.best_loss, self.since_best = step, loss, 0
+        level = self.smoothed()
+        if level < self.reference * (1 - self.plan.min_improvement):
+            self.reference, self.since_best = level, 0
+        else:
+            self.since_best += 1
+        if loss < self.best_loss:
+            self.best_step, self.best_loss = step, loss
             return True
-        self.since_best += 1
         return False
 
-    def should_stop(self, step: int) -> bool:
-        return step >= self.plan.min_steps and self.since_best >= self.plan.patience
+    def plateaued(self, step: int) -> bool:
+        return step >= self.plan.min_steps and self.since_best >= self.plan.patience > 0
 
-    def reason(self, step: int) -> str:
+    def should_stop(self, step: int, elapsed_s: float = 0.0) -> bool:
+        return self.diverged or self.plateaued(step) or self.out_of_time(elapsed_s)
+
+    def out_of_time(self, elapsed_s: float) -> bool:
+        return self.plan.max_minutes > 0 and elapsed_s >= self.plan.max_minutes * 60
+
+    def rule(self, step: int, elapsed_s: float = 0.0) -> str:
+        """Which rule ended a run that stopped at `step` (one of RULES)."""
         if self.plan.eval_every == 0:
-            return f"fixed length: {step} steps (no validation split)"
-        if step < self.plan.max_steps:
+            return FIXED
+        if self.diverged:
+            return DIVERGED
+        if self.plateaued(step):
+            return PLATEAU
+        if self.out_of_time(elapsed_s):
+            return TIME_BUDGET
+        return STEP_BUDGET
+
+    def reason(self, step: int, elapsed_s: float = 0.0, rule: str | None = None) -> str:
+        p, rule = self.plan, rule or self.rule(step, elapsed_s)
+        best = f"best at step {self.best_step}"
+        if rule == FIXED:
+            return f"fixed length: {step} steps (no validation split to stop on)"
+        if rule == DIVERGED:
+            return f"diverged: validation loss not finite after step {step}; {best}"
+        if rule == PLATEAU:
             return (
-                f"early stop at step {step}: validation loss did not improve for "
-                f"{self.plan.patience} measurements; best at step {self.best_step}"
+                f"plateau at step {step}: validation loss improved less than "
+                f"{p.min_improvement:.0%} in {p.patience} evaluations "
+                f"({p.patience * p.eval_every} steps); {best}"
             )
-        return f"step cap {self.plan.max_steps} reached; best at step {self.best_step}"
+        trend = "still improving" if self.since_best == 0 else "levelling off"
+        if rule == TIME_BUDGET:
+            return f"time budget of {p.max_minutes:g} min reached at step {step} ({trend}); {best}"
+        return f"step budget of {p.max_steps} steps reached ({trend}); {best}"
 
     def state(self) -> dict[str, Any]:
         return {
             "curve": self.curve,
             "best_step": self.best_step,
             "best_loss": self.best_loss,
+            "reference": self.reference,
             "since_best": self.since_best,
+            "diverged": self.diverged,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         self.curve = [(int(s), float(v)) for s, v in state.get("curve", [])]
         self.best_step = int(state.get("best_step", 0))
         self.best_loss = float(state.get("best_loss", math.inf))
+        self.reference = float(state.get("reference", self.best_loss))
         self.since_best = int(state.get("since_best", 0))
+        self.diverged = bool(state.get("diverged", False))

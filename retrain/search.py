@@ -41,6 +41,7 @@ class Trial:
             "best_validation_loss": r.best_validation_loss,
             "best_step": r.best_step,
             "steps": r.steps,
+            "stop_rule": r.stop_rule,
             "stop_reason": r.stop_reason,
             "validation": r.validation,
             "seconds": round(r.seconds, 2),

@@ -35,22 +35,42 @@ class RetrainSettings(BaseSettings):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
-    max_epochs: float = Field(8, gt=0, description="Cap on passes over the training data.")
-    max_steps: int = Field(3000, ge=1, description="Cap on optimiser steps.")
-    min_steps: int = Field(
-        120, ge=0, description="Small datasets train at least this many steps (best kept)."
+    max_epochs: float = Field(
+        100, gt=0, description="Budget: passes over the training data (the plateau ends first)."
+    )
+    max_steps: int = Field(10_000, ge=1, description="Budget: optimiser steps.")
+    max_minutes: float = Field(
+        240, ge=0, description="Budget: wall-clock minutes of training; 0: none."
+    )
+    min_steps: int = Field(0, ge=0, description="The plateau may not end a run before this.")
+    fixed_steps: int = Field(
+        120, ge=1, description="Length of a run with no validation split to stop on."
     )
     validation_fraction: float = Field(
         0.1, ge=0, lt=1, description="Share of training data for the validation loss; 0: off."
     )
     validation_min: int = Field(8, ge=1)
     validation_max: int = Field(256, ge=1)
-    eval_every: int = Field(0, ge=0, description="Steps between validation losses; 0: auto.")
+    eval_every: int = Field(
+        0, ge=0, description="Steps between validation losses; 0: from the validation size."
+    )
     eval_every_min: int = Field(5, ge=1)
     eval_every_max: int = Field(200, ge=1)
     patience: int = Field(
-        3, ge=1, description="Validation losses without improvement before stopping."
+        0, ge=0, description="Evaluations without improvement before stopping; 0: from the data."
     )
+    patience_epochs: float = Field(
+        2, ge=0, description="Auto patience spans this many passes over the training data..."
+    )
+    patience_min_steps: int = Field(20, ge=1, description="...and at least this many steps...")
+    patience_max_steps: int = Field(400, ge=1, description="...and at most this many.")
+    min_improvement: float = Field(
+        0.01, ge=0, lt=1, description="Relative drop of the validation loss that counts."
+    )
+    smoothing: int = Field(
+        3, ge=1, description="Validation losses averaged before comparing (noisy small sets)."
+    )
+    warmup_steps: int = Field(10, ge=0, description="Linear learning-rate warm-up.")
     learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, ge=1)
     max_seq_len: int = Field(256, ge=16)

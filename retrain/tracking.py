@@ -55,6 +55,7 @@ class Tracker:
                     "baseline": record.get("baseline"),
                     "dataset_hash": record.get("dataset_hash"),
                     "version": record.get("version"),
+                    "stop_rule": (record.get("train") or {}).get("stop_rule"),
                     "error": (record.get("error") or "")[:5000],
                 }
             )

@@ -32,7 +32,13 @@ from peft import (
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from retrain.dataset import Example
-from retrain.schedule import EarlyStopping, Plan, make_plan, split_validation
+from retrain.schedule import (
+    EarlyStopping,
+    Plan,
+    learning_rate_at,
+    make_plan,
+    split_validation,
+)
 from retrain.settings import RetrainSettings
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class TrainResult:
     plan: Plan | None = None
     validation: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
     best_step: int = 0
+    stop_rule: str = ""  # retrain.schedule.RULES
     stop_reason: str = ""
 
     @property
@@ -163,7 +170,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
         stopping = EarlyStopping(plan)
-        state: dict[str, Any] = {"step": 0, "losses": [], "tokens": 0}
+        state: dict[str, Any] = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0}
         best: dict[str, torch.Tensor] | None = None
         if resuming:
             state = json.loads((checkpoint / "state.json").read_text())
@@ -178,10 +185,12 @@ class Trainer:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         model.train()
-        began = time.perf_counter()
+        began = time.perf_counter() - float(state.get("seconds", 0.0))
         step = resumed
-        stopped = resumed > 0 and stopping.should_stop(resumed)
+        stopped = resumed > 0 and stopping.should_stop(resumed, float(state.get("seconds", 0.0)))
         while step < plan.max_steps and not stopped:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(step, plan, s.learning_rate)
             batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
             batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
             loss = model(**batch).loss
@@ -192,15 +201,22 @@ class Trainer:
             state["step"] = step
             state["losses"].append(round(float(loss.item()), 6))
             state["tokens"] += int(batch["attention_mask"].sum())
-            if stopping.due(step):
-                if stopping.record(step, self.validation_loss(model, held, pad)):
-                    best = _lora_weights(model)
-                stopped = stopping.should_stop(step)
+            if stopping.due(step) and stopping.record(step, self.validation_loss(model, held, pad)):
+                best = _lora_weights(model)
+            state["seconds"] = time.perf_counter() - began
+            stopped = stopping.should_stop(step, state["seconds"])
             if progress:
                 progress(step, plan.max_steps, state["losses"][-1])
             if step % s.checkpoint_every == 0 and step < plan.max_steps and not stopped:
                 state["early_stopping"] = stopping.state()
                 self._checkpoint(model, optimizer, state, best)
+        elapsed = float(state.get("seconds", time.perf_counter() - began))
+        rule = stopping.rule(step, elapsed)
+        measured = bool(stopping.curve) and stopping.curve[-1][0] == step
+        # a budget may end a run between measurements: the last steps count too
+        last = bool(held) and plan.eval_every > 0 and not measured and not stopping.diverged
+        if last and stopping.record(step, self.validation_loss(model, held, pad)):
+            best = _lora_weights(model)
         seconds = time.perf_counter() - began
         if best is not None:
             set_peft_model_state_dict(model, best)
@@ -222,7 +238,8 @@ class Trainer:
             plan=plan,
             validation=list(stopping.curve),
             best_step=stopping.best_step if best is not None else step,
-            stop_reason=stopping.reason(step),
+            stop_rule=rule,
+            stop_reason=stopping.reason(step, elapsed, rule),
         )
 
     @torch.no_grad()

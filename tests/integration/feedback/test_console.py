@@ -69,6 +69,16 @@ def console(
                 "gate": gate,
                 "train_examples": 60,
                 "eval_examples": 8,
+                "train": {
+                    "plan": {"max_steps": 800, "eval_every": 5, "patience": 4},
+                    "stop_rule": "plateau",
+                    "stop_reason": "plateau at step 95: validation loss improved less than 1% "
+                    "in 4 evaluations (20 steps); best at step 75",
+                    "steps": 95,
+                    "best_step": 75,
+                    "best_validation_loss": 0.41,
+                    "seconds": 310.5,
+                },
             }
         )
     )
@@ -140,6 +150,10 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
     expect(candidate.locator(".added")).to_have_text("42")
     expect(candidate.locator(".missing")).to_have_text("40")
     expect(page.locator("img#loss")).to_be_visible()
+    ended = page.locator("#ended-by")
+    expect(ended).to_contain_text("Training ended: the validation loss stopped improving")
+    expect(ended).to_contain_text("plateau at step 95")
+    expect(page.locator("#training")).to_contain_text("best validation loss 0.41 at step 75")
     shot(page, "console-run.png")
     assert page.request.get(f"{base}/ops/runs/support/run-1/report.html").ok
     for bad in ("..%2F..%2Fetc/passwd", "run.json"):

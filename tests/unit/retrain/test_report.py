@@ -46,14 +46,19 @@ def test_the_report_shows_what_the_run_decided_and_why(tmp_path: Path) -> None:
         },
         train={
             "plan": {
-                "max_steps": 120,
-                "min_steps": 120,
+                "max_steps": 800,
+                "max_minutes": 240,
+                "min_steps": 0,
                 "train_examples": 54,
                 "validation_examples": 8,
-                "eval_every": 7,
-                "patience": 3,
+                "eval_every": 5,
+                "patience": 4,
+                "min_improvement": 0.01,
+                "smoothing": 3,
+                "warmup_steps": 10,
             },
-            "stop_reason": "early stop at step 4",
+            "stop_rule": "plateau",
+            "stop_reason": "plateau at step 4: validation loss improved less than 1%",
             "steps": 4,
             "best_step": 4,
             "best_validation_loss": 1.3,
@@ -62,8 +67,10 @@ def test_the_report_shows_what_the_run_decided_and_why(tmp_path: Path) -> None:
     )
     page = write_report(tmp_path, run.as_record()).read_text()
     for words in (
-        "early stop at step 4",
-        "at most 120 (at least 120)",
+        "Training ended: the validation loss stopped improving (plateau).",
+        "plateau at step 4: validation loss improved less than 1%",
+        "4 steps of a budget of 800 steps or 240 minutes",
+        "stopping after 4 without a 1% improvement (average of the last 3)",
         "54 training and 8 validation examples",
         "{&quot;learning_rate&quot;: 0.0001}",
         "golden (12 items) — the gate decides on this set",
@@ -75,3 +82,6 @@ def test_the_report_shows_what_the_run_decided_and_why(tmp_path: Path) -> None:
     ):
         assert words in page, words
     assert "kept: step 4" in (tmp_path / "loss.svg").read_text()
+    budget = run.as_record() | {"train": run.train | {"stop_rule": "step budget"}}
+    page = write_report(tmp_path, budget).read_text()
+    assert "Training ended: the step budget ran out before the validation loss stopped" in page

@@ -1,38 +1,64 @@
-"""The training plan from the data's size, and early stopping's bookkeeping."""
+"""The training plan from the data's size, and the stopping rule on validation curves:
+recorded ones from real runs (tests/unit/retrain/curves.json) and shaped ones."""
+
+import itertools
+import json
+import math
+import random
+from pathlib import Path
 
 import pytest
 
-from retrain.schedule import EarlyStopping, make_plan, split_validation, validation_size
+from retrain.schedule import (
+    DIVERGED,
+    FIXED,
+    PLATEAU,
+    STEP_BUDGET,
+    TIME_BUDGET,
+    EarlyStopping,
+    Plan,
+    learning_rate_at,
+    make_plan,
+    split_validation,
+    validation_size,
+)
 from retrain.settings import RetrainSettings
 
 DEFAULTS = RetrainSettings()
+CURVES = json.loads((Path(__file__).parent / "curves.json").read_text())
 
 
 @pytest.mark.parametrize(
-    ("examples", "validation", "at_least_epochs"),
-    [(50, 8, 8), (70, 8, 8), (288, 29, 3), (100_000, 256, 0)],
+    ("examples", "validation", "eval_every", "patience"),
+    [(20, 8, 5, 4), (70, 8, 5, 4), (288, 29, 12, 6), (100_000, 256, 96, 5)],
 )
-def test_defaults_plan_sensibly_from_fifty_to_a_hundred_thousand(
-    examples: int, validation: int, at_least_epochs: int
+def test_defaults_plan_from_twenty_to_a_hundred_thousand(
+    examples: int, validation: int, eval_every: int, patience: int
 ) -> None:
     assert validation_size(examples, DEFAULTS) == validation
     train = examples - validation
     plan = make_plan(train, validation, DEFAULTS)
-    assert plan.min_steps <= plan.max_steps <= DEFAULTS.max_steps
-    assert plan.max_steps * DEFAULTS.batch_size / train >= at_least_epochs
-    assert plan.max_steps * DEFAULTS.batch_size / train <= max(DEFAULTS.max_epochs, 30)
-    # several validation losses before the cap, never more than one per few steps
-    assert plan.max_steps / plan.eval_every >= plan.patience + 2
-    assert DEFAULTS.eval_every_min <= plan.eval_every <= DEFAULTS.eval_every_max
+    assert (plan.eval_every, plan.patience) == (eval_every, patience)
+    # the budget is generous: many passes over small data, the step budget on large data
+    assert plan.max_steps == min(DEFAULTS.max_steps, math.ceil(train / 8) * DEFAULTS.max_epochs)
+    # patience spans at least 20 steps and two passes (tiny validation sets are noisy) ...
+    window = plan.patience * plan.eval_every
+    assert window >= DEFAULTS.patience_min_steps
+    assert window >= min(DEFAULTS.patience_max_steps, 2 * plan.steps_per_epoch)
+    # ... and validation costs about a tenth of training: a batch every ~3 steps, at most
+    assert plan.eval_every >= 3 * math.ceil(validation / DEFAULTS.batch_size) or (
+        plan.eval_every == DEFAULTS.eval_every_min
+    )
+    assert plan.min_steps == 0 and plan.warmup_steps == DEFAULTS.warmup_steps
 
 
-def test_small_data_trains_the_minimum_large_data_stops_at_the_cap() -> None:
-    small = make_plan(42, 8, DEFAULTS)
-    assert small.max_steps == small.min_steps == DEFAULTS.min_steps  # ~ 20 passes over 42
-    large = make_plan(99_744, 256, DEFAULTS)
-    assert large.max_steps == DEFAULTS.max_steps and large.eval_every == DEFAULTS.eval_every_max
-    fixed = make_plan(100, 0, RetrainSettings(validation_fraction=0, min_steps=0, max_epochs=2))
-    assert fixed.eval_every == 0 and fixed.max_steps == 26
+def test_without_a_validation_split_the_length_is_fixed_within_the_budget() -> None:
+    fixed = make_plan(10, 0, DEFAULTS)
+    assert (fixed.eval_every, fixed.patience, fixed.max_steps) == (0, 0, DEFAULTS.fixed_steps)
+    one_pass = make_plan(100, 0, RetrainSettings(validation_fraction=0, max_epochs=2))
+    assert one_pass.max_steps == 26  # the epoch budget (2 x 13) is below fixed_steps
+    stop = EarlyStopping(fixed)
+    assert not stop.due(5) and stop.rule(120) == FIXED and "fixed length" in stop.reason(120)
 
 
 def test_validation_split_is_stable_and_never_larger_than_training() -> None:
@@ -45,14 +71,134 @@ def test_validation_split_is_stable_and_never_larger_than_training() -> None:
     assert validation_size(100, RetrainSettings(validation_fraction=0)) == 0
 
 
-def test_early_stopping_waits_for_the_minimum_then_counts_patience() -> None:
-    plan = make_plan(40, 8, RetrainSettings(min_steps=20, eval_every=5, patience=2))
-    stop = EarlyStopping(plan)
-    assert [s for s in range(1, 31) if stop.due(s)] == [5, 10, 15, 20, 25, 30]
-    assert stop.record(5, 2.0) and stop.record(10, 1.5)
-    assert not stop.record(15, 1.6) and not stop.record(20, 1.7)
-    assert stop.should_stop(20) and not stop.should_stop(15)
-    assert stop.best_step == 10 and "best at step 10" in stop.reason(20)
-    restored = EarlyStopping(plan)
-    restored.restore(stop.state())
-    assert restored.best_step == 10 and restored.should_stop(20)
+def test_warm_up_then_constant() -> None:
+    plan = make_plan(62, 8, DEFAULTS)
+    rates = [learning_rate_at(step, plan, 1e-3) for step in range(12)]
+    assert rates[0] == pytest.approx(1e-4) and rates[4] == pytest.approx(5e-4)
+    assert rates[9:] == [1e-3] * 3 and rates == sorted(rates)
+    assert learning_rate_at(0, make_plan(62, 8, RetrainSettings(warmup_steps=0)), 1e-3) == 1e-3
+
+
+def plan(every: int = 5, patience: int = 4, **settings: float) -> Plan:
+    return make_plan(62, 8, RetrainSettings(eval_every=every, patience=patience, **settings))
+
+
+def run(stop: EarlyStopping, losses: list[float]) -> int:
+    """Feed a curve measured every `eval_every` steps; the step training stopped at."""
+    every = stop.plan.eval_every
+    for i, loss in enumerate(losses, 1):
+        stop.record(i * every, loss)
+        if stop.should_stop(i * every):
+            return i * every
+    return len(losses) * every
+
+
+def test_still_falling_never_stops_and_the_budget_says_so() -> None:
+    stop = EarlyStopping(plan())
+    losses = [2.0 * 0.97**i for i in range(60)]  # 3 % per measurement, to the end
+    assert run(stop, losses) == 300
+    assert stop.best_step == 300 and stop.rule(300) == STEP_BUDGET
+    assert "still improving" in stop.reason(300)
+
+
+def test_a_flat_curve_stops_after_patience() -> None:
+    stop = EarlyStopping(plan())
+    assert run(stop, [1.0] * 20) == 5 * (1 + 4)  # the first sets the level, four more fail
+    assert stop.rule(25) == PLATEAU and stop.best_step == 5
+    assert "plateau at step 25" in stop.reason(25) and "less than 1%" in stop.reason(25)
+
+
+def test_improvements_below_the_tolerance_do_not_count() -> None:
+    stop = EarlyStopping(plan())
+    losses = [1.0 * 0.998**i for i in range(20)]  # 0.2 % per measurement: a plateau
+    stopped = run(stop, losses)
+    assert stopped < 100 and stop.rule(stopped) == PLATEAU
+    assert stop.best_step == stopped  # the weights kept are still the lowest raw loss
+    strict = EarlyStopping(plan(min_improvement=0))
+    assert run(strict, losses) == 100  # without a tolerance it would never stop
+
+
+def test_noise_on_a_falling_curve_does_not_stop_training() -> None:
+    """±6 % noise around a curve falling 2 % per measurement: single readings go up
+    several times in a row, the smoothed level keeps falling."""
+    rng = random.Random(7)
+    losses = [1.5 * 0.98**i * (1 + rng.uniform(-0.06, 0.06)) for i in range(60)]
+    raw_rises = max_run_of_rises(losses)
+    assert raw_rises >= 2  # noisy enough that patience 2 on raw readings would be fooled
+    stop = EarlyStopping(plan())
+    assert run(stop, losses) == 300
+    assert stop.best_step == 5 * (1 + losses.index(min(losses)))
+
+
+def test_noise_on_a_flat_curve_stops_soon_after_the_level_stops_falling() -> None:
+    rng = random.Random(3)
+    falling = [2.0 * 0.9**i for i in range(15)]
+    flat = [falling[-1] * (1 + rng.uniform(-0.05, 0.05)) for _ in range(40)]
+    stop = EarlyStopping(plan())
+    stopped = run(stop, falling + flat)
+    assert 15 * 5 < stopped <= (15 + 4 + 3 + 6) * 5  # patience + smoothing + a little
+    assert stop.rule(stopped) == PLATEAU
+
+
+def test_a_diverging_curve_stops_and_keeps_the_weights_from_before() -> None:
+    stop = EarlyStopping(plan())
+    losses = [1.0, 0.7, 0.5, 0.45, 0.6, 0.9, 1.5, 3.0, 8.0, 30.0, 100.0]
+    stopped = run(stop, losses)
+    assert stopped == 45 and stop.best_step == 20 and stop.rule(stopped) == PLATEAU
+    nan = EarlyStopping(plan())
+    assert run(nan, [1.0, 0.8, math.nan, 0.5]) == 15
+    assert nan.rule(15) == DIVERGED and nan.best_step == 10 and "diverged" in nan.reason(15)
+    assert nan.curve == [(5, 1.0), (10, 0.8)]
+
+
+def test_the_floor_and_the_time_budget() -> None:
+    floored = EarlyStopping(plan(min_steps=100))
+    assert run(floored, [1.0] * 30) == 100 and floored.rule(100) == PLATEAU
+    timed = EarlyStopping(plan(max_minutes=2))
+    timed.record(5, 1.0)
+    assert not timed.should_stop(5, elapsed_s=119) and timed.should_stop(6, elapsed_s=120)
+    assert timed.rule(6, 120) == TIME_BUDGET and "time budget of 2 min" in timed.reason(6, 120)
+    assert not EarlyStopping(plan(max_minutes=0)).should_stop(6, elapsed_s=10**9)
+
+
+def test_state_survives_a_restart() -> None:
+    stop = EarlyStopping(plan())
+    run(stop, [1.0, 0.5, 0.51, 0.52])
+    restored = EarlyStopping(stop.plan)
+    restored.restore(json.loads(json.dumps(stop.state())))
+    assert json.dumps(restored.state()) == json.dumps(stop.state())
+    assert run(restored, [0.53, 0.54]) == run(stop, [0.53, 0.54])
+
+
+@pytest.mark.parametrize("name", sorted(CURVES))
+def test_recorded_curves(name: str) -> None:
+    """Validation curves recorded from real training runs (bench/small_data.py), replayed
+    through today's rule at the plan that run had; `expect` is what the rule must do."""
+    case = CURVES[name]
+    recorded = make_plan(case["train"], case["validation"], RetrainSettings())
+    every = case["eval_every"]
+    stop = EarlyStopping(
+        Plan(**(recorded.as_dict() | {"eval_every": every, "max_steps": case["steps"]}))
+    )
+    stopped = case["steps"]
+    for step, loss in case["curve"]:
+        stop.record(step, loss)
+        if stop.should_stop(step):
+            stopped = step
+            break
+    best = min(case["curve"], key=lambda point: point[1])
+    if case["expect"] == "runs on":
+        assert stopped == case["steps"] and stop.rule(stopped) == STEP_BUDGET
+    else:
+        assert stopped < case["steps"] and stop.rule(stopped) == PLATEAU
+        # it stopped past the lowest reading, and kept it
+        assert stop.best_step == best[0] < stopped
+        assert stopped - best[0] <= (recorded.patience + stop.plan.smoothing + 2) * every
+
+
+def max_run_of_rises(losses: list[float]) -> int:
+    longest = current = 0
+    for before, after in itertools.pairwise(losses):
+        current = current + 1 if after > before else 0
+        longest = max(longest, current)
+    return longest
