@@ -5,11 +5,12 @@ fraction of one), and a step cap that is reached while the validation loss still
 training too early. So the data decides: a validation split is scored every `eval_every`
 steps, and training stops on a *plateau* — `patience` evaluations in a row whose smoothed
 validation loss is not at least `min_improvement` (relative) below the best smoothed loss so
-far. The adapter is the best raw measurement's weights, not the last step's. Steps, epochs and
-wall-clock minutes are a budget: generous, and reported when one of them, not the plateau,
-ended the run. Evaluation frequency and patience follow the data's size, so that a tiny
-validation set is measured often (it is cheap) yet never stops training on a single noisy
-reading (patience spans at least `patience_min_steps` steps, and readings are smoothed).
+far, unless the latest reading is itself that much below the best one. The adapter is the
+best raw measurement's weights, not the last step's. Steps, epochs and wall-clock minutes
+are a budget: generous, and reported when one of them, not the plateau, ended the run.
+Evaluation frequency and patience follow the data's size, so that a tiny validation set is
+measured often (it is cheap) yet never stops training on a single noisy reading (patience
+spans at least `patience_min_steps` steps, and readings are smoothed).
 """
 
 import hashlib
@@ -123,6 +124,7 @@ class EarlyStopping:
     reference: float = math.inf  # lowest smoothed loss that counted as an improvement
     since_best: int = 0  # evaluations since the smoothed loss last improved enough
     diverged: bool = False
+    new_low: bool = False  # the latest reading beat the best by `min_improvement`
 
     def due(self, step: int) -> bool:
         every = self.plan.eval_every
@@ -143,13 +145,18 @@ class EarlyStopping:
             self.reference, self.since_best = level, 0
         else:
             self.since_best += 1
+        self.new_low = loss < self.best_loss * (1 - self.plan.min_improvement)
         if loss < self.best_loss:
             self.best_step, self.best_loss = step, loss
             return True
         return False
 
     def plateaued(self, step: int) -> bool:
-        return step >= self.plan.min_steps and self.since_best >= self.plan.patience > 0
+        """`patience` readings without a significant improvement, and the latest is not a
+        new low by the tolerance: a run that just beat its best reading clearly is still
+        improving, whatever the average says."""
+        enough = self.since_best >= self.plan.patience > 0
+        return step >= self.plan.min_steps and enough and not self.new_low
 
     def should_stop(self, step: int, elapsed_s: float = 0.0) -> bool:
         return self.diverged or self.plateaued(step) or self.out_of_time(elapsed_s)
@@ -195,6 +202,7 @@ class EarlyStopping:
             "reference": self.reference,
             "since_best": self.since_best,
             "diverged": self.diverged,
+            "new_low": self.new_low,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -204,3 +212,4 @@ class EarlyStopping:
         self.reference = float(state.get("reference", self.best_loss))
         self.since_best = int(state.get("since_best", 0))
         self.diverged = bool(state.get("diverged", False))
+        self.new_low = bool(state.get("new_low", False))
