@@ -18,6 +18,7 @@ from feedback.drift.tables import DriftReport
 from feedback.jobs import JobRun
 from loraloop import db
 from loraloop.settings import Settings
+from retrain.report import loss_curve_svg
 from serve.auth import create_key
 from tests.conftest import make_adapter_dir
 from tests.utils.browser import shot
@@ -82,9 +83,11 @@ def console(
             }
         )
     )
-    (run / "loss.svg").write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg"><polyline points="0,0 9,9"/></svg>'
-    )
+    losses = [3.0 * 0.97**i + 0.3 for i in range(95)]
+    validation = [
+        (s, 3.2 * 0.96 ** min(s, 75) + 0.4 + max(0, s - 75) / 500) for s in range(5, 96, 5)
+    ]
+    (run / "loss.svg").write_text(loss_curve_svg(losses, validation, best_step=75))
     (run / "report.html").write_text("<html><body><h1>Evaluation gate</h1></body></html>")
     prediction = {
         "set": "held_out",
