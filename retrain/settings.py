@@ -71,7 +71,12 @@ class RetrainSettings(BaseSettings):
         3, ge=1, description="Validation losses averaged before comparing (noisy small sets)."
     )
     warmup_steps: int = Field(10, ge=0, description="Linear learning-rate warm-up.")
-    learning_rate: float = Field(2e-4, gt=0)
+    learning_rate: float = Field(
+        1e-3,
+        gt=0,
+        description="Peak rate after warm-up; 1e-3 beat 5e-4 and 2e-4 on three domains "
+        "(BENCHMARKS.md). Large models under QLoRA usually want 1e-4 to 2e-4.",
+    )
     batch_size: int = Field(8, ge=1)
     max_seq_len: int = Field(256, ge=16)
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
