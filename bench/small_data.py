@@ -126,13 +126,13 @@ def main() -> None:
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir()
     overrides = parse_overrides(args.set)
-    configs: dict[str, dict[str, Any] | None] = {}
+    configs: dict[str, dict[str, Any]] = {}  # today's defaults by name; issue11 is built per size
     for config in args.configs:
         if config == "defaults" and args.learning_rates:
             for rate in args.learning_rates:
                 configs[f"lr {rate:g}"] = overrides | {"learning_rate": rate}
-        else:
-            configs[config] = overrides if config == "defaults" else None
+        elif config != "issue11":
+            configs[config] = overrides
     rows: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(
@@ -142,7 +142,7 @@ def main() -> None:
             (scenario, size, config)
             for scenario in args.scenarios
             for size in args.sizes
-            for config in configs
+            for config in [*configs, *(["issue11"] if "issue11" in args.configs else [])]
         ]
         bases: dict[str, float] = {}
         for scenario, size, config in plan:
@@ -153,9 +153,8 @@ def main() -> None:
             base = bases[scenario]
             n = len(train) if size == "full" else int(size)
             data = random.Random(0).sample(train, n) if n < len(train) else train
-            chosen = configs.get(config, overrides if config == "defaults" else None)
             name = f"{scenario}-{size}-{config.replace(' ', '')}"
-            settings = issue11(len(data)) if chosen is None else chosen
+            settings = issue11(len(data)) if config == "issue11" else configs.get(config, overrides)
             row = train_and_score(model_dir, evaluator, name, data, held, settings, Path(tmp))
             row |= {
                 "scenario": scenario,

@@ -185,9 +185,10 @@ class Trainer:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         model.train()
-        began = time.perf_counter() - float(state.get("seconds", 0.0))
+        state["seconds"] = float(state.get("seconds", 0.0))  # checkpoints before issue 21
+        began = time.perf_counter() - state["seconds"]
         step = resumed
-        stopped = resumed > 0 and stopping.should_stop(resumed, float(state.get("seconds", 0.0)))
+        stopped = resumed > 0 and stopping.should_stop(resumed, state["seconds"])
         while step < plan.max_steps and not stopped:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, plan, s.learning_rate)
@@ -210,7 +211,7 @@ class Trainer:
             if step % s.checkpoint_every == 0 and step < plan.max_steps and not stopped:
                 state["early_stopping"] = stopping.state()
                 self._checkpoint(model, optimizer, state, best)
-        elapsed = float(state.get("seconds", time.perf_counter() - began))
+        elapsed = state["seconds"]
         rule = stopping.rule(step, elapsed)
         measured = bool(stopping.curve) and stopping.curve[-1][0] == step
         # a budget may end a run between measurements: the last steps count too
