@@ -13,7 +13,7 @@ from feedback.export import ExportFilters, export_dataset
 from feedback.golden import GoldenError, describe, golden_hash, golden_items, pin, unpin
 from feedback.models import Interaction, Review, UserFeedback
 from feedback.ops import OpsStats, Window, ops_stats
-from feedback.pairwise import PairError, export_preferences, next_pair, submit_pair
+from feedback.pairwise import PairError, next_pair, submit_pair
 from feedback.protocol import (
     FeedbackRequest,
     FeedbackResponse,
@@ -32,6 +32,7 @@ from feedback.protocol import (
 )
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
+from feedback.signals import Thresholds, export_judged, export_pairs
 from feedback.stats import current_rating, review_stats
 
 NewVersions = Callable[[], set[tuple[str, int]]]
@@ -212,9 +213,13 @@ def build_router(
         )
 
     @router.post("/v1/datasets/preferences", dependencies=[Depends(require("admin"))])
-    def export_pairs(body: PreferenceExportRequest, session: DB) -> dict[str, Any]:
-        """Judged shadow pairs as DPO preference rows, with their manifest."""
-        result = export_preferences(session, body.alias, settings.pii_patterns)
+    def export_preference_rows(body: PreferenceExportRequest, session: DB) -> dict[str, Any]:
+        """Preference rows with their manifest: pairs (DPO) or judged answers (KTO)."""
+        if body.kind == "judged":
+            thresholds = Thresholds.from_settings(settings)
+            result = export_judged(session, body.alias, thresholds, settings.pii_patterns)
+        else:
+            result = export_pairs(session, body.alias, settings.pii_patterns)
         return {"manifest": result.manifest, "rows": result.rows}
 
     @router.post("/v1/datasets/export", dependencies=[Depends(require("admin"))])

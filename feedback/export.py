@@ -98,6 +98,12 @@ def export_dataset(
     return export
 
 
+def latest_correction(reviews: list[Review]) -> str | None:
+    """The newest correction among an item's current reviews: reviewers' latest word."""
+    newest = sorted(reviews, key=lambda r: (r.created_at, r.id or 0), reverse=True)
+    return next((r.correction for r in newest if r.correction), None)
+
+
 def reviewed_answer(
     item: Interaction, reviews: list[Review], filters: ExportFilters
 ) -> tuple[str | None, bool]:
@@ -110,20 +116,13 @@ def reviewed_answer(
         and max(scores) - min(scores) > filters.max_score_spread
     ):
         return None, False
-    latest_correction = next(
-        (
-            r.correction
-            for r in sorted(reviews, key=lambda r: r.created_at, reverse=True)
-            if r.correction
-        ),
-        None,
-    )
-    if filters.has_correction is True and latest_correction is None:
+    correction = latest_correction(reviews)
+    if filters.has_correction is True and correction is None:
         return None, False
-    if filters.has_correction is False and latest_correction is not None:
+    if filters.has_correction is False and correction is not None:
         return None, False
-    if latest_correction is not None:
-        return latest_correction, True
+    if correction is not None:
+        return correction, True
     mean = sum(scores) / len(scores)
     if filters.min_score is not None and mean < filters.min_score:
         return None, False

@@ -128,3 +128,8 @@ class PairResult(BaseModel):
 
 class PreferenceExportRequest(BaseModel):
     alias: str | None = Field(default=None, max_length=128)
+    kind: Literal["pairs", "judged"] = Field(
+        "pairs",
+        description="pairs: corrections and pairwise choices as DPO rows; judged: every "
+        "reviewed or rated answer, desirable or not, as KTO rows.",
+    )

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,20 @@ class FeedbackSettings(BaseSettings):
     golden_min_score: float = Field(
         4, ge=1, le=5, description="An uncorrected response joins a golden set at this score."
     )
+    # Preference data (feedback/signals.py): when a judgment makes an answer desirable or not.
+    desirable_score: float = Field(
+        4, ge=1, le=5, description="Mean review score at or above which an answer is desirable."
+    )
+    undesirable_score: float = Field(
+        2, ge=1, le=5, description="Mean review score at or below which it is undesirable."
+    )
+    desirable_stars: int = Field(4, ge=1, le=5, description="End-user stars: desirable from.")
+    undesirable_stars: int = Field(2, ge=1, le=5, description="End-user stars: undesirable to.")
+
+    @model_validator(mode="after")
+    def _thresholds_apart(self) -> "FeedbackSettings":
+        if self.undesirable_score >= self.desirable_score:
+            raise ValueError("undesirable_score must be below desirable_score")
+        if self.undesirable_stars >= self.desirable_stars:
+            raise ValueError("undesirable_stars must be below desirable_stars")
+        return self

@@ -1,7 +1,9 @@
-"""`loraloop dataset export`: reviewed interactions to chat JSONL plus a manifest."""
+"""`loraloop dataset export|preferences`: reviewed traffic to chat or preference JSONL,
+with a manifest."""
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,10 +11,16 @@ import typer
 from sqlmodel import Session
 
 from feedback.export import ExportFilters, export_dataset
-from feedback.pairwise import export_preferences
+from feedback.signals import Thresholds, export_judged, export_pairs
 from loraloop.cli_support import console, friendly
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
+
+
+class PreferenceKind(StrEnum):
+    pairs = "pairs"
+    judged = "judged"
+
 
 dataset_app = typer.Typer(help="Training datasets from reviewed traffic.", no_args_is_help=True)
 
@@ -64,18 +72,33 @@ def export(
 def preferences(
     out: Annotated[Path, typer.Option(help="JSONL file to write; the manifest goes beside it.")],
     alias: str | None = None,
+    kind: Annotated[
+        PreferenceKind,
+        typer.Option(help="pairs: corrections + pairwise choices (DPO); judged: KTO rows."),
+    ] = PreferenceKind.pairs,
 ) -> None:
-    """Export judged shadow pairs as preference data (prompt, chosen, rejected) for DPO."""
+    """Export preference data: judged pairs (prompt, chosen, rejected) for DPO, or every
+    reviewed or rated answer (prompt, completion, label) for KTO."""
     settings = get_settings()
     engine = create_db_engine(settings.db.url.get_secret_value())
+    pii = settings.feedback.pii_patterns
     try:
         with Session(engine) as session:
-            result = export_preferences(session, alias, settings.feedback.pii_patterns)
+            if kind is PreferenceKind.judged:
+                thresholds = Thresholds.from_settings(settings.feedback)
+                result = export_judged(session, alias, thresholds, pii)
+            else:
+                result = export_pairs(session, alias, pii)
     finally:
         engine.dispose()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(result.jsonl())
     path = out.with_suffix(".manifest.json")
     path.write_text(json.dumps(result.manifest, indent=2) + "\n")
-    console.print(f"{len(result.rows)} preference rows -> {out}")
+    counts = result.manifest["counts"]
+    if kind is PreferenceKind.judged:
+        detail = f"{counts['desirable']} desirable, {counts['undesirable']} undesirable"
+    else:
+        detail = ", ".join(f"{n} from {source}" for source, n in counts["by_source"].items())
+    console.print(f"{counts['rows']} {kind.value} rows ({detail}) -> {out}")
     console.print(f"manifest -> {path}; PII scrubbed: {result.manifest['pii_scrubbed'] or 'none'}")

@@ -83,7 +83,11 @@ def test_blind_pairs_are_judged_revealed_and_exported(
 
     exported = gateway.post("/v1/datasets/preferences", json={"alias": "support"}).json()
     rows, manifest = exported["rows"], exported["manifest"]
-    assert manifest["counts"] == {"rows": 2, "skipped": {"tie": 1}}
+    assert manifest["counts"] == {
+        "rows": 2,
+        "by_source": {"correction": 0, "pairwise": 2},
+        "skipped": {"tie": 1},
+    }
     assert manifest["pii_scrubbed"] == {"EMAIL": 3}  # the prompt, and both echoing answers
     assert "ann@example.com" not in json.dumps(rows)
     by_prompt = {r["prompt"][-1]["content"]: r for r in rows}
