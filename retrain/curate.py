@@ -215,11 +215,17 @@ def _without_leaks(
     train: list[Example], held: list[Example], threshold: float, hasher: MinHasher
 ) -> tuple[list[Example], int]:
     """Drop training examples whose prompt is (nearly) a held-out prompt."""
-    index = LshIndex(threshold, hasher)
-    for ex in held:
-        index.add(shingles(_prompt(ex)))
-    clean = [ex for ex in train if not index.near(shingles(_prompt(ex)))]
+    leaked = leaks([_prompt(ex) for ex in train], [_prompt(ex) for ex in held], threshold, hasher)
+    clean = [ex for ex, leak in zip(train, leaked, strict=True) if not leak]
     return clean, len(train) - len(clean)
+
+
+def leaks(prompts: list[str], held: list[str], threshold: float, hasher: MinHasher) -> list[bool]:
+    """For each prompt, whether it is (nearly) one of the held-out prompts."""
+    index = LshIndex(threshold, hasher)
+    for prompt in held:
+        index.add(shingles(prompt))
+    return [index.near(shingles(prompt)) for prompt in prompts]
 
 
 def _more_needed(train: int, given: int, settings: RetrainSettings) -> int:
@@ -229,7 +235,12 @@ def _more_needed(train: int, given: int, settings: RetrainSettings) -> int:
 
 
 def _prompt(ex: Example) -> str:
-    return " ".join(m["content"] for m in ex.prompt if m["role"] == "user")
+    return user_text(ex.prompt)
+
+
+def user_text(messages: list[dict[str, str]] | tuple[dict[str, str], ...]) -> str:
+    """What the user said: the text leakage is judged on."""
+    return " ".join(m["content"] for m in messages if m["role"] == "user")
 
 
 def _summary(report: dict[str, Any]) -> str:

@@ -89,6 +89,25 @@ class RetrainSettings(BaseSettings):
     search_max_trials: int = Field(6, ge=1, description="Most trials a search may run.")
     runs_dir: Path = Field(Path("data/runs"), description="Checkpoints, adapters, reports.")
 
+    objective: Literal["auto", "sft", "dpo", "kto", "sft+dpo", "sft+kto"] = Field(
+        "auto",
+        description="What to learn from: sft (corrections and good answers), dpo (preference "
+        "pairs), kto (answers judged good or bad), or SFT then either on the same adapter; "
+        "auto picks from the data there is (retrain/objectives.py).",
+    )
+    min_pairs: int = Field(
+        20, ge=1, description="DPO needs this many curated training pairs (chosen, rejected)."
+    )
+    min_judged: int = Field(
+        40, ge=1, description="KTO needs this many curated judged answers for training..."
+    )
+    min_judged_class: int = Field(
+        10, ge=1, description="...with at least this many desirable and as many undesirable."
+    )
+    preference_beta: float = Field(
+        0.1, gt=0, description="DPO/KTO beta: how far the policy may move from the reference."
+    )
+
     metrics: list[str] = Field(
         default_factory=lambda: ["rouge_l", "token_f1", "exact_match"],
         description="Gate metrics (retrain.metrics.METRICS).",

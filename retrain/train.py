@@ -64,6 +64,7 @@ class TrainResult:
     best_step: int = 0
     stop_rule: str = ""  # retrain.schedule.RULES
     stop_reason: str = ""
+    preference: dict[str, Any] = field(default_factory=dict)  # DPO/KTO runs: their metrics
 
     @property
     def best_validation_loss(self) -> float | None:
@@ -224,7 +225,6 @@ class Trainer:
         adapter = self.run_dir / "adapter"
         model.save_pretrained(adapter)
         tokenizer.save_pretrained(adapter)
-        peak = torch.cuda.max_memory_allocated() if self.device == "cuda" else _rss()
         return TrainResult(
             adapter_dir=adapter,
             steps=step,
@@ -233,7 +233,7 @@ class Trainer:
             losses=list(state["losses"]),
             quantized=four_bit,
             device=self.device,
-            peak_memory_bytes=peak,
+            peak_memory_bytes=peak_memory(self.device),
             resumed_from=resumed,
             config={**s.model_dump(mode="json"), "examples": len(keyed), "steps": step},
             plan=plan,
@@ -301,7 +301,10 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rss() -> int:
+def peak_memory(device: str) -> int:
+    """Peak accelerator memory on CUDA; the process's resident memory on a CPU."""
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
     import psutil
 
     return int(psutil.Process().memory_info().rss)
