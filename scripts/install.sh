@@ -35,4 +35,4 @@ case "$engine" in
     exit 2
     ;;
 esac
-"$venv/bin/python" -c "import transformers, peft, evidently, vllm; print('installed: vllm', vllm.__version__)"
+"$venv/bin/python" -c "import transformers, peft, trl, evidently, vllm; print('installed: vllm', vllm.__version__)"
