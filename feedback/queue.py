@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from feedback.models import Interaction, Review, ReviewLease, UserFeedback, utcnow
 from feedback.settings import FeedbackSettings
+from feedback.signals import same_text
 
 
 class QueueError(ValueError):
@@ -68,6 +69,17 @@ class ReviewQueue:
         if unknown:
             raise QueueError(
                 f"unknown labels {sorted(unknown)}; allowed: {self.settings.review_labels}", 422
+            )
+        item = session.get(Interaction, review.interaction_id)
+        if (
+            review.correction
+            and item is not None
+            and same_text(review.correction, item.response_text or "")
+        ):
+            raise QueueError(
+                "the correction repeats the answer: send the score without a correction to "
+                "approve it (a correction must differ, it becomes a preference pair)",
+                422,
             )
         if review.supersedes_id is not None:
             previous = session.get(Review, review.supersedes_id)

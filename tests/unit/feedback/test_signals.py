@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 from typer.testing import CliRunner
 
+from feedback.models import Review
 from feedback.settings import FeedbackSettings
 from loraloop.cli import app as cli
 
@@ -20,7 +22,7 @@ PLAN: dict[str, tuple[str | int | None, tuple[int, str | None] | None]] = {
     "overruled": (5, (1, None)),  # the user liked it, a reviewer scored it 1
     "corrected": ("up", (2, "Call us at +1 (555) 123-4567 today.")),
     "middling": (None, (3, None)),  # a review between the thresholds
-    "approved": (None, (5, "[base]  echo:\napproved")),  # the answer again, other spacing
+    "approved": (None, (5, None)),
     "unjudged": (None, None),
 }
 
@@ -48,8 +50,17 @@ def judged_traffic(gateway: TestClient) -> dict[str, str]:
             assert gateway.post("/v1/reviews/skip", json={"interaction_id": iid}).status_code == 204
             continue
         score, correction = review
+        if by_id[iid] == "approved":  # the answer again, other spacing: not a correction
+            again = {"interaction_id": iid, "score": 5, "correction": "[base]  echo:\napproved"}
+            refused = gateway.post("/v1/reviews", json=again)
+            assert refused.status_code == 422 and "repeats the answer" in refused.text
         body = {"interaction_id": iid, "score": score, "correction": correction}
         assert gateway.post("/v1/reviews", json=body).status_code == 201
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        # stored before corrections were checked: it counts as approval, never as a pair
+        session.add(Review(interaction_id=ids["approved"], reviewer_id="legacy", score=5,
+                           correction="[base] echo:  approved"))  # fmt: skip
+        session.commit()
     return ids
 
 
