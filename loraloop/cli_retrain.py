@@ -1,5 +1,6 @@
 """`loraloop retrain run` and `loraloop retrain runs`."""
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,6 +12,9 @@ from feedback.jobs import JobBusy, recent_runs
 from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
+from retrain.objectives import OBJECTIVES
+
+Objective = StrEnum("Objective", {o: o for o in ("auto", *OBJECTIVES)})  # type: ignore[misc]
 
 retrain_app = typer.Typer(
     help="Retraining runs: curate, train, gate, promote.", no_args_is_help=True
@@ -30,11 +34,20 @@ def retrain_run(
     new: Annotated[
         bool, typer.Option(help="The alias has no version yet: compare with the base model.")
     ] = False,
+    objective: Annotated[
+        Objective | None,
+        typer.Option(
+            help="sft, dpo, kto, sft+dpo, sft+kto, or auto (picks from the data); "
+            "default: LORALOOP_RETRAIN_OBJECTIVE."
+        ),
+    ] = None,
 ) -> None:
     """Build and curate the dataset, train, evaluate against production, promote if better."""
     from loraloop.retraining import RetrainJobs
 
     settings = get_settings()
+    if objective is not None:
+        settings.retrain.objective = objective.value
     db = create_db_engine(settings.db.url.get_secret_value())
     try:
         with progress_bar() as bar:
@@ -52,6 +65,14 @@ def retrain_run(
     console.print(table)
     style = OUTCOME_STYLE.get(outcome.outcome, "")
     console.print(Text.assemble((outcome.summary(), style), f" ({'; '.join(gate.reasons)})"))
+    if outcome.objective:
+        console.print(f"objective: {outcome.objective['reason']}")
+    evidence = outcome.preference.get("evidence")
+    if evidence and evidence.get("items"):
+        console.print(
+            f"held-out preferences ({evidence['items']}): the candidate favours the preferred "
+            f"answer more than production on {evidence['won']:.0%}"
+        )
     console.print(
         f"training: {outcome.train.get('stop_reason')}; gated on the {gate.eval_set} set"
         + (f" ({outcome.golden['items']} items)" if gate.eval_set == "golden" else "")

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from feedback.drift import DriftReport
 from feedback.jobs import JobBusy, run_job
+from feedback.signals import Thresholds
 from loraloop.builders import build_engine_manager, build_registry
 from loraloop.db import create_db_engine
 from loraloop.jobstore import open_job_store
@@ -48,6 +49,7 @@ class RetrainJobs:
             pii_patterns=settings.feedback.pii_patterns,
             rollouts=RolloutController(db, build_registry(settings), settings.rollout),
             engine_key=settings.engine.key(),
+            thresholds=Thresholds.from_settings(settings.feedback),
         )
 
     def run(

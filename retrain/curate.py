@@ -148,8 +148,10 @@ def curate(
     settings: RetrainSettings,
     pii_patterns: dict[str, str] | None = None,
     golden: list[Example] | None = None,
+    require: bool = True,
 ) -> Curated:
-    """Clean, dedupe, split, check leakage; refuses below the minimum and says why."""
+    """Clean, dedupe, split, check leakage; refuses below the minimum and says why (unless
+    `require` is off: a preference-only run still scores on the held-out split)."""
     report: dict[str, Any] = {
         "input": len(examples),
         "by_source": dict(Counter(e.source for e in examples)),
@@ -199,16 +201,24 @@ def curate(
         "source": dict(Counter(ex.source for ex in train)),
     }
     report["train_hash"], report["eval_hash"] = content_hash(train), content_hash(held)
-    if len(train) < settings.min_examples:
-        more = _more_needed(len(train), len(examples), settings)
+    curated = Curated(train, held, report)
+    if require:
+        require_examples(curated, settings)
+    return curated
+
+
+def require_examples(curated: Curated, settings: RetrainSettings) -> None:
+    """Refuse SFT below the minimum, saying how many more reviewed examples it needs."""
+    report, train = curated.report, len(curated.train)
+    if train < settings.min_examples:
+        more = _more_needed(train, report["input"], settings)
         raise DatasetError(
-            f"only {len(train)} training examples after curation (need "
+            f"only {train} training examples after curation (need "
             f"{settings.min_examples}, LORALOOP_RETRAIN_MIN_EXAMPLES): about {more} more "
             f"reviewed examples are needed; {_summary(report)}"
         )
-    if not held:
+    if not curated.eval:
         raise DatasetError("no held-out examples for the evaluation gate; add data")
-    return Curated(train, held, report)
 
 
 def _without_leaks(

@@ -10,7 +10,7 @@ one, its golden set; the gate decides on the golden set, so runs months apart co
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +19,24 @@ from sqlmodel import Session
 
 from feedback.golden import golden_hash, golden_items
 from feedback.preferences import preference_pairs
-from retrain.curate import curate
+from feedback.signals import Thresholds
+from retrain.curate import Curated, curate, require_examples
 from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
 from retrain.evaluate import Evaluator
 from retrain.gate import GateDecision, decide, slices
 from retrain.judge import Judge, Pair, load_rubric
 from retrain.metrics import METRICS, Pairwise, Scores, means, score_items
+from retrain.objectives import Choice, choose
+from retrain.outcome import Reporter, RunOutcome, SetScores, train_summary
+from retrain.preference_stage import (
+    STAGES,
+    Preferences,
+    gate_evidence,
+    gate_prompts,
+    gather,
+    reference_examples,
+    train_stage,
+)
 from retrain.report import write_report
 from retrain.search import grid, train_best
 from retrain.settings import RetrainSettings
@@ -42,68 +54,6 @@ class RetrainError(ValueError):
     """A run that cannot start or finish, worded for the user; production is untouched."""
 
 
-class Reporter:
-    """Where a run says how far it is; the CLI draws rich progress bars from it."""
-
-    def stage(self, name: str) -> None:
-        log.info("retrain: %s", name)
-
-    def advance(self, stage: str, done: int, total: int, detail: str = "") -> None:
-        return None
-
-    def finish(self) -> None:
-        """The run is over, whatever its outcome."""
-        return None
-
-
-@dataclass
-class SetScores:
-    """Means of both sides on one evaluation set (the run's held-out split, the golden set)."""
-
-    name: str
-    size: int
-    candidate: dict[str, float]
-    production: dict[str, float]
-
-
-@dataclass
-class RunOutcome:
-    """Everything one run did and decided: run.json is this object, written as it goes."""
-
-    run_id: str
-    alias: str
-    baseline: str
-    run_dir: Path
-    outcome: str = "running"  # promoted, canary, rollout, rejected, failed
-    error: str | None = None
-    curation: dict[str, Any] = field(default_factory=dict)
-    dataset_hash: str = ""
-    train_examples: int = 0
-    eval_examples: int = 0
-    golden: dict[str, Any] = field(default_factory=dict)  # items, hash
-    train: dict[str, Any] = field(default_factory=dict)
-    losses: list[float] = field(default_factory=list)
-    validation: list[tuple[int, float]] = field(default_factory=list)
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    evaluations: list[SetScores] = field(default_factory=list)
-    judge: dict[str, Any] = field(default_factory=dict)
-    gate: GateDecision | None = None
-    version: int | None = None
-
-    def summary(self) -> str:
-        if self.gate is None:
-            return f"{self.outcome}: {self.error or 'no gate decision'}"
-        target = f" {self.alias}@{self.version}" if self.version else ""
-        return (
-            f"{self.outcome}{target}: {self.gate.primary} "
-            f"{self.gate.production[self.gate.primary]:.3f} -> "
-            f"{self.gate.candidate[self.gate.primary]:.3f} ({self.gate.eval_set})"
-        )
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class Retrainer:
     """The steps of a run, with their collaborators given (tests swap the engine URL)."""
 
@@ -119,8 +69,10 @@ class Retrainer:
         pii_patterns: dict[str, str] | None = None,
         rollouts: RolloutController | None = None,
         engine_key: str | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.db = db
+        self.thresholds = thresholds or Thresholds()
         self.engine_key = engine_key
         self.rollouts = rollouts
         self.settings = settings
@@ -211,37 +163,28 @@ class Retrainer:
         s = self.settings
         grid(s)  # a search too large fails before any work
         report.stage("dataset")
-        examples = self.examples(run.alias, new=parent is None)
-        if not examples:
-            raise DatasetError("no reviewed interactions and no seed files: nothing to learn")
-        golden, golden_digest = self.golden(run.alias)
-        run.golden = {"items": len(golden), "hash": golden_digest}
-        curated = curate(examples, s, self.pii_patterns, golden)
-        run.curation = curated.report
-        run.dataset_hash = content_hash(curated.train + curated.eval)
-        run.train_examples, run.eval_examples = len(curated.train), len(curated.eval)
+        curated, golden, prefs, choice = self._dataset(run, parent)
         judge = self.judge()  # a missing rubric fails before hours of training
 
         report.stage("train")
-        result, trials = train_best(
-            self.model_dir,
-            s,
-            run.run_dir,
-            curated.train,
-            lambda i: (
-                lambda d, t, loss: report.advance(
-                    "train", d, t, f"loss {loss:.3f}" + (f" (trial {i + 1})" if s.search else "")
-                )
-            ),
-        )
-        run.losses, run.validation = result.losses, result.validation
-        run.train = _train_summary(result)
-        run.trials = [t.summary() for t in trials]
+        result = self._train(run, curated, prefs, choice, report)
 
         report.stage("evaluate")
-        sets = [("held_out", curated.eval)] + ([("golden", golden)] if golden else [])
+        kind = choice.stages[-1]
+        held = curated.eval or reference_examples(prefs.for_stage(kind, s).eval)
+        if not held:
+            raise DatasetError("no held-out examples for the evaluation gate; add data")
+        sets = [("held_out", held)] + ([("golden", golden)] if golden else [])
         scored = self.evaluate(run, result.adapter_dir, sets, judge, report)
         deciding, items, scores = scored[-1]
+        evidence_against: list[str] = []
+        if kind in STAGES:
+            run.preference["evidence"], evidence_against = gate_evidence(
+                self.model_dir,
+                result.adapter_dir,
+                self.production_dir(run.alias, parent),
+                prefs.for_stage(kind, s).eval,
+            )
         if judge is not None:
             with Session(self.db) as session:
                 pairs = preference_pairs(session, run.alias, s.judge_agreement_pairs)
@@ -263,6 +206,9 @@ class Retrainer:
             slices(items, scores, s.slice_min_examples),
             s.slice_tolerance,
         )
+        if evidence_against:
+            kept = [] if run.gate.promote else run.gate.reasons  # a pass's reason no longer holds
+            run.gate = replace(run.gate, promote=False, reasons=kept + evidence_against)
         run.outcome = "rejected"
         if run.gate.promote:
             report.stage("publish")
@@ -273,12 +219,96 @@ class Retrainer:
                 "dataset_hash": run.dataset_hash,
                 "dataset_row_ids": sorted(ex.id for ex in curated.train),
                 "eval_row_ids": sorted(ex.id for ex in curated.eval),
-                "golden_hash": golden_digest if golden else None,
+                "golden_hash": run.golden["hash"] if golden else None,
                 "training_config": result.config,
+                "objective": choice.objective,
             }
+            if kind in STAGES:
+                lineage["preference_row_ids"] = sorted(p.id for p in prefs.for_stage(kind, s).train)
             run.version, run.outcome = self.publish(
                 run.alias, result.adapter_dir, run.gate, lineage
             )
+
+    def _dataset(
+        self, run: RunOutcome, parent: int | None
+    ) -> tuple[Curated, list[Example], Preferences, Choice]:
+        """Chat examples and preferences, curated against the gate's prompts, and the
+        objective to train with (asked for, or auto's pick with its reason)."""
+        s = self.settings
+        examples = self.examples(run.alias, new=parent is None)
+        if not examples and s.objective == "sft":
+            raise DatasetError("no reviewed interactions and no seed files: nothing to learn")
+        golden, golden_digest = self.golden(run.alias)
+        run.golden = {"items": len(golden), "hash": golden_digest}
+        curated = curate(examples, s, self.pii_patterns, golden, require=False)
+        prefs = Preferences()
+        if s.objective != "sft":
+            prompts = gate_prompts(curated.eval, golden)
+            alias = None if parent is None else run.alias
+            prefs = gather(self.db, alias, s, self.thresholds, prompts, self.pii_patterns)
+            run.preference["data"] = prefs.report()
+        choice = choose(s.objective, prefs.available(len(curated.train)), s)
+        run.objective = choice.as_dict()
+        if "sft" in choice.stages:
+            require_examples(curated, s)
+        run.curation = curated.report
+        run.dataset_hash = content_hash(curated.train + curated.eval)
+        run.train_examples, run.eval_examples = len(curated.train), len(curated.eval)
+        return curated, golden, prefs, choice
+
+    def _train(
+        self,
+        run: RunOutcome,
+        curated: Curated,
+        prefs: Preferences,
+        choice: Choice,
+        report: Reporter,
+    ) -> "TrainResult":
+        """SFT (with its search), then the preference stage on the same adapter."""
+        s = self.settings
+        result, start = None, None
+        if "sft" in choice.stages:
+            result, trials = train_best(
+                self.model_dir,
+                s,
+                run.run_dir,
+                curated.train,
+                lambda i: (
+                    lambda d, t, loss: report.advance(
+                        "train",
+                        d,
+                        t,
+                        f"loss {loss:.3f}" + (f" (trial {i + 1})" if s.search else ""),
+                    )
+                ),
+            )
+            run.trials = [t.summary() for t in trials]
+            run.stages.append({"stage": "sft", **train_summary(result)})
+            start = result.adapter_dir
+        kind = choice.stages[-1]
+        if kind in STAGES:
+            rows = prefs.for_stage(kind, s)
+            result = train_stage(
+                kind,
+                rows,
+                self.model_dir,
+                s,
+                run.run_dir,
+                start,
+                lambda d, t, loss: report.advance("train", d, t, f"{kind} loss {loss:.3f}"),
+            )
+            run.stages.append({"stage": kind, **train_summary(result), **result.preference})
+        assert result is not None  # choose() always names at least one stage
+        run.losses, run.validation = result.losses, result.validation
+        run.train = train_summary(result)
+        return result
+
+    def production_dir(self, alias: str, version: int | None) -> Path | None:
+        """Production's adapter files (None: the base model answers)."""
+        if version is None:
+            return None
+        with Session(self.db) as session:
+            return Path(self.registry.version(session, alias, version).path)
 
     def evaluate(
         self,
@@ -359,22 +389,3 @@ class Retrainer:
                 return version.version, "canary"
             self.registry.promote(session, alias, version.version)
             return version.version, "promoted"
-
-
-def _train_summary(result: "TrainResult") -> dict[str, Any]:
-    return {
-        "plan": result.plan.as_dict() if result.plan else None,
-        "stop_rule": result.stop_rule,
-        "stop_reason": result.stop_reason,
-        "best_step": result.best_step,
-        "best_validation_loss": result.best_validation_loss,
-        "steps": result.steps,
-        "tokens": result.tokens,
-        "seconds": round(result.seconds, 2),
-        "tokens_per_s": round(result.tokens_per_s, 1),
-        "quantized": result.quantized,
-        "device": result.device,
-        "peak_memory_bytes": result.peak_memory_bytes,
-        "final_loss": result.losses[-1] if result.losses else None,
-        "resumed_from": result.resumed_from,
-    }

@@ -158,6 +158,7 @@ def curate_preferences(
     settings: RetrainSettings,
     held_prompts: list[str],
     pii_patterns: dict[str, str] | None = None,
+    require: bool = True,
 ) -> CuratedPreferences:
     """Scrub, dedupe, drop leaks into the gate's prompts, split by prompt, check the minimum.
 
@@ -193,8 +194,10 @@ def curate_preferences(
     }
     if kind == "judged answers":
         report["balance"] = balance(train)
-    _check_size(kind, train, len(items), report, settings)
-    return CuratedPreferences(train, held, report)
+    curated = CuratedPreferences(train, held, report)
+    if require:
+        require_preferences(curated, settings)
+    return curated
 
 
 def balance(items: list[Preference]) -> dict[str, Any]:
@@ -205,13 +208,10 @@ def balance(items: list[Preference]) -> dict[str, Any]:
     return {"desirable": desirable, "undesirable": undesirable, "ratio": ratio}
 
 
-def _check_size(
-    kind: str,
-    train: list[Preference],
-    given: int,
-    report: dict[str, Any],
-    settings: RetrainSettings,
-) -> None:
+def require_preferences(curated: CuratedPreferences, settings: RetrainSettings) -> None:
+    """Refuse DPO or KTO below its minimum (or KTO with one class), saying what is missing."""
+    report, train, given = curated.report, curated.train, curated.report["input"]
+    kind = report["kind"]
     kept = len(train) / given if given and train else 1 - settings.eval_fraction
     kept = max(kept, 0.05)
     summary = (

@@ -90,10 +90,15 @@ class RetrainSettings(BaseSettings):
     runs_dir: Path = Field(Path("data/runs"), description="Checkpoints, adapters, reports.")
 
     objective: Literal["auto", "sft", "dpo", "kto", "sft+dpo", "sft+kto"] = Field(
-        "auto",
+        "sft",
         description="What to learn from: sft (corrections and good answers), dpo (preference "
         "pairs), kto (answers judged good or bad), or SFT then either on the same adapter; "
         "auto picks from the data there is (retrain/objectives.py).",
+    )
+    preference_files: list[Path] = Field(
+        default_factory=list,
+        description="JSONL files of preference rows (TRL conversational: prompt, chosen, "
+        "rejected; or prompt, completion, label) added to the stored judgments.",
     )
     min_pairs: int = Field(
         20, ge=1, description="DPO needs this many curated training pairs (chosen, rejected)."

@@ -1,10 +1,13 @@
 """Retraining as a job: cron and drift triggers, one run per alias, failures recorded with
 production untouched."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from feedback.drift import DriftReport
@@ -90,4 +93,33 @@ def test_queue_retrain_is_idempotent_per_alias(sqlite_url: str) -> None:
     assert queue_retrain(engine, "b", "drift") == "queued"
     assert queue_retrain(engine, "a", "drift") == "already queued"
     assert sorted(j["id"] for j in scheduled_jobs(engine)) == ["retrain-now:a", "retrain-now:b"]
+    engine.dispose()
+
+
+def test_a_preference_objective_without_enough_judgments_fails_clearly(
+    gateway: TestClient, migrated_db: str, tmp_path: Path
+) -> None:
+    """Only thumbs-up were given: KTO has nothing to contrast, and says so; auto falls back
+    to SFT and says why; the run record keeps the objective either way."""
+    for i in range(12):
+        body = {"model": "base", "messages": [{"role": "user", "content": f"question {i}"}]}
+        iid = gateway.post("/v1/chat/completions", json=body).json()["interaction_id"]
+        gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+        assert gateway.post("/v1/feedback", json={"interaction_id": iid, "rating": "up"}).is_success
+    engine = db.create_db_engine(migrated_db)
+    settings = settings_for(migrated_db, tmp_path)
+    settings.retrain.objective = "kto"
+    with pytest.raises(DatasetError, match=r"every judged answer is desirable .* undesirable"):
+        RetrainJobs(engine, settings, "http://127.0.0.1:9").run("fresh", new=True)
+    settings.retrain.objective = "auto"
+    with pytest.raises(DatasetError, match="only 0 training examples"):
+        RetrainJobs(engine, settings, "http://127.0.0.1:9").run("fresh", new=True)
+    records = sorted((tmp_path / "runs" / "fresh").glob("*/run.json"))
+    objectives = [json.loads(r.read_text())["objective"] for r in records]
+    assert {o["objective"] for o in objectives} == {"kto", "sft"}
+    auto = next(o for o in objectives if o["objective"] == "sft")
+    assert auto["reason"].startswith("auto: too few preferences")
+    assert re.search(r"\d+ judged answers \(\d+ desirable, 0 undesirable\)", auto["reason"])
+    with Session(engine) as session:
+        assert Registry("base", tmp_path / "adapters", 16).alias(session, "fresh") is None
     engine.dispose()
