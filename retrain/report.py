@@ -138,6 +138,51 @@ def _training(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _objective(record: dict[str, Any]) -> str:
+    """What the run learned from and why; each stage; the held-out preference evidence."""
+    objective = record.get("objective") or {}
+    if not objective:
+        return ""
+    parts = [
+        f'<p id="objective"><b>Objective: {html.escape(objective.get("objective", ""))}</b> — '
+        f"{html.escape(objective.get('reason', ''))}</p>"
+    ]
+    stages = record.get("stages") or []
+    if len(stages) > 1 or (stages and stages[0].get("stage") != "sft"):
+        rows = []
+        for st in stages:
+            best = (st.get("validation_at_best") or {}) if st.get("objective") else {}
+            rows.append([
+                st.get("stage", ""),
+                st.get("steps", 0),
+                st.get("best_step", 0),
+                st.get("stop_rule", ""),
+                _num(best.get("rewards/accuracies")),
+                _num(best.get("rewards/margins")),
+            ])  # fmt: skip
+        head = ["stage", "steps", "best step", "ended by", "val reward acc", "val margin"]
+        parts.append(_table(head, rows))
+    evidence = (record.get("preference") or {}).get("evidence") or {}
+    if evidence.get("items"):
+        rows = [
+            ["held-out preferences", evidence["items"], ""],
+            ["preference accuracy", _num(evidence.get("candidate_accuracy")),
+             _num(evidence.get("production_accuracy"))],
+            ["mean margin", _num(evidence.get("candidate_margin")),
+             _num(evidence.get("production_margin"))],
+            ["candidate beats production on", f"{evidence.get('won', 0):.0%}", ""],
+        ]  # fmt: skip
+        parts.append(
+            "<h3>Preference evidence (held out)</h3>"
+            + _table(["", "candidate", "production"], rows)
+        )
+    return "".join(parts)
+
+
+def _num(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.3f}"
+
+
 def _evaluation(record: dict[str, Any]) -> str:
     gate = record.get("gate") or {}
     parts = []
@@ -202,7 +247,7 @@ def write_report(run_dir: Path, record: dict[str, Any]) -> Path:
         f"<h1>Retrain run {record.get('run_id')} — {html.escape(str(record.get('alias')))}</h1>"
         f"<p>Outcome: <b>{html.escape(str(record.get('outcome')))}</b></p>"
         + (f"<p>Error: {html.escape(str(error))}</p>" if error else "")
-        + f"<h2>Training</h2>{curve}{_training(record)}"
+        + f"<h2>Training</h2>{_objective(record)}{curve}{_training(record)}"
         + f"<h2>Evaluation gate</h2>{_evaluation(record)}<ul>{reasons}</ul>"
         + "<h2>Curation</h2><pre>"
         + f"{html.escape(json.dumps(record.get('curation', {}), indent=2))}</pre>"

@@ -70,6 +70,15 @@ def console(
                 "gate": gate,
                 "train_examples": 60,
                 "eval_examples": 8,
+                "objective": {"objective": "sft+dpo", "reason": "auto: 48 preference pairs"},
+                "preference": {
+                    "evidence": {
+                        "items": 12,
+                        "won": 0.75,
+                        "candidate_accuracy": 0.9,
+                        "production_accuracy": 0.5,
+                    }
+                },
                 "train": {
                     "plan": {"max_steps": 800, "eval_every": 5, "patience": 4},
                     "stop_rule": "plateau",
@@ -157,6 +166,10 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
     expect(ended).to_contain_text("Training ended: the validation loss stopped improving")
     expect(ended).to_contain_text("plateau at step 95")
     expect(page.locator("#training")).to_contain_text("best validation loss 0.41 at step 75")
+    expect(page.locator("#objective")).to_contain_text("Objective: sft+dpo — auto: 48 preference")
+    expect(page.locator("#preference-evidence")).to_contain_text(
+        "more than production on 75%; preference accuracy 0.500 → 0.900"
+    )
     shot(page, "console-run.png")
     assert page.request.get(f"{base}/ops/runs/support/run-1/report.html").ok
     for bad in ("..%2F..%2Fetc/passwd", "run.json"):

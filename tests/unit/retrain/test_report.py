@@ -85,3 +85,41 @@ def test_the_report_shows_what_the_run_decided_and_why(tmp_path: Path) -> None:
     budget = run.as_record() | {"train": run.train | {"stop_rule": "step budget"}}
     page = write_report(tmp_path, budget).read_text()
     assert "Training ended: the step budget ran out before the validation loss stopped" in page
+
+
+def test_a_preference_run_reports_its_objective_stages_and_evidence(tmp_path: Path) -> None:
+    record = {
+        "run_id": "r2",
+        "alias": "support",
+        "outcome": "rejected",
+        "objective": {"objective": "sft+kto", "reason": "auto: 400 judged answers, over 3x"},
+        "stages": [
+            {"stage": "sft", "steps": 40, "best_step": 35, "stop_rule": "plateau"},
+            {
+                "stage": "kto",
+                "steps": 30,
+                "best_step": 24,
+                "stop_rule": "plateau",
+                "objective": "kto",
+                "validation_at_best": {"rewards/margins": 1.25},
+            },
+        ],
+        "preference": {
+            "evidence": {
+                "items": 20,
+                "candidate_accuracy": 0.8,
+                "production_accuracy": 0.45,
+                "candidate_margin": 3.5,
+                "production_margin": -1.0,
+                "won": 0.85,
+            }
+        },
+    }
+    page = write_report(tmp_path, record).read_text()
+    for words in (
+        "Objective: sft+kto</b> — auto: 400 judged answers, over 3x",
+        "<td>kto</td><td>30</td><td>24</td><td>plateau</td><td>—</td><td>1.250</td>",
+        "<td>preference accuracy</td><td>0.800</td><td>0.450</td>",
+        "<td>candidate beats production on</td><td>85%</td>",
+    ):
+        assert words in page, words
