@@ -1,0 +1,34 @@
+"""The bundled scenarios are valid chat data, and each preference scenario's flaw is
+checkable: every flawed answer has it, no good answer does."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from retrain.dataset import read_seed
+
+SCENARIOS = Path(__file__).resolve().parents[3] / "retrain" / "scenarios"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.jsonl")), ids=lambda p: p.stem)
+def test_scenario_rows_are_chat_examples(path: Path) -> None:
+    examples = read_seed(path)
+    assert len(examples) >= 200
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    answers = {held: {r["messages"][-1]["content"] for r in rows if r["heldout"] is held}
+               for held in (True, False)}  # fmt: skip
+    assert answers[True] and not answers[True] & answers[False], "held-out topics never trained"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*_flawed.jsonl")), ids=lambda p: p.stem)
+def test_the_planted_flaw_is_checkable(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+
+    def flawed(text: str, flaw: dict[str, str]) -> bool:
+        found = re.search(flaw["pattern"], text) is not None
+        return found if flaw["when"] == "present" else not found
+
+    assert all(flawed(r["flawed"], r["flaw"]) for r in rows)
+    assert not any(flawed(r["messages"][-1]["content"], r["flaw"]) for r in rows)
