@@ -1,0 +1,230 @@
+"""Does learning from thumbs and preferences remove a flaw that corrections alone do not?
+(issue 22)
+
+For each preference scenario (`scripts/make_flawed.py`: the support desk with a curt
+brush-off, city services without its reference code):
+
+1. a flawed production adapter is trained on the scenario with `--flawed-share` of the
+   answers flawed, registered and promoted through the gateway's admin API;
+2. every non-held-out question is asked through the gateway (real capture, greedy);
+3. simulated end users rate each answer: thumbs down when the flaw is there, up when not,
+   with `--flip` of the ratings flipped (label noise); a simulated reviewer corrects
+   `--corrections` flawed answers with the good one through the review API;
+4. each objective trains on what was captured, the way a run would read it (the exports),
+   and answers the held-out questions through the real engine (greedy): the flaw rate and
+   Rouge-L against the good answers are printed against production's, one table.
+
+    .venv/bin/python bench/preferences.py [--scenarios support_desk city_services]
+        [--objectives sft dpo kto sft+kto] [--flip 0.12] [--corrections 20] [--out rows.json]
+"""
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlmodel import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import platform
+from feedback.signals import Thresholds
+from loraloop.db import create_db_engine
+from retrain.dataset import Example, from_feedback
+from retrain.evaluate import Evaluator
+from retrain.metrics import score
+from retrain.preference_data import judged_from_feedback, pairs_from_feedback
+from retrain.preference_train import PreferenceTrainer
+from retrain.settings import RetrainSettings
+from retrain.train import Trainer
+from scripts.make_flawed import is_flawed
+from serve.settings import ModelSettings
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "retrain" / "scenarios"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in (SCENARIOS / f"{name}_flawed.jsonl").read_text().splitlines()
+    ]
+
+
+def example(row: dict[str, Any], answer: str, i: int) -> Example:
+    return Example(f"r{i}", (row["messages"][0], {"role": "assistant", "content": answer}), "seed")
+
+
+def production(model_dir: Path, rows: list[dict[str, Any]], share: float, work: Path) -> Path:
+    """SFT on the scenario with `share` of the answers flawed: production's habits."""
+    rng = random.Random(1)
+    data = [
+        example(r, r["flawed"] if rng.random() < share else r["messages"][-1]["content"], i)
+        for i, r in enumerate(rows)
+    ]
+    return Trainer(model_dir, RetrainSettings(), work / "production").train(data).adapter_dir
+
+
+def serve(client: httpx.Client, store: Path, alias: str, adapter: Path) -> None:
+    shutil.copytree(adapter, store / alias)
+    client.post(
+        "/admin/adapters", json={"name": alias, "path": str(store / alias)}
+    ).raise_for_status()
+    client.post(f"/admin/aliases/{alias}/promote", json={"version": 1}).raise_for_status()
+
+
+def traffic(client: httpx.Client, alias: str, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(interaction id, answer) for every question, asked through the gateway."""
+    out = []
+    for row in rows:
+        body = {"model": alias, "messages": row["messages"][:1], "temperature": 0, "max_tokens": 64}
+        reply = client.post("/v1/chat/completions", json=body)
+        reply.raise_for_status()
+        data = reply.json()
+        out.append((data["interaction_id"], data["choices"][0]["message"]["content"] or ""))
+    return out
+
+
+def judge(
+    client: httpx.Client,
+    rows: list[dict[str, Any]],
+    answers: list[tuple[str, str]],
+    flip: float,
+    corrections: int,
+) -> dict[str, int]:
+    """End users' thumbs (flaw: down, else up; `flip` of them flipped) and a reviewer's
+    corrections of flawed answers."""
+    rng = random.Random(2)
+    counts = {"flawed": 0, "down": 0, "flipped": 0, "corrected": 0}
+    gold = {}
+    for row, (iid, answer) in zip(rows, answers, strict=True):
+        flawed = is_flawed(answer, row["flaw"])
+        flipped = rng.random() < flip
+        up = (not flawed) != flipped
+        counts["flawed"] += flawed
+        counts["down"] += not up
+        counts["flipped"] += flipped
+        gold[iid] = (row["messages"][-1]["content"], flawed)
+        rating = {"interaction_id": iid, "rating": "up" if up else "down"}
+        client.post("/v1/feedback", json=rating).raise_for_status()
+    seen: set[str] = set()
+    while counts["corrected"] < corrections:
+        item = client.get("/v1/reviews/next")
+        if item.status_code == 204:
+            break
+        iid = item.json()["interaction_id"]
+        if iid in seen:
+            break
+        seen.add(iid)
+        good, flawed = gold.get(iid, ("", False))
+        if not flawed:
+            client.post("/v1/reviews/skip", json={"interaction_id": iid})
+            continue
+        review = {"interaction_id": iid, "score": 2, "labels": ["tone"], "correction": good}
+        client.post("/v1/reviews", json=review).raise_for_status()
+        counts["corrected"] += 1
+    return counts
+
+
+def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dict[str, float]:
+    items = [example(r, r["messages"][-1]["content"], i) for i, r in enumerate(held)]
+    answers = evaluator.answers(model, items)
+    flaws = sum(is_flawed(a, r["flaw"]) for a, r in zip(answers, held, strict=True))
+    rouge = score(answers, [ex.answer for ex in items], ["rouge_l"])["rouge_l"]
+    return {"flaw_rate": flaws / len(held), "rouge_l": rouge}
+
+
+def train(
+    objective: str, model_dir: Path, db_url: str, alias: str, work: Path
+) -> tuple[Path, float]:
+    """One objective on what was captured, read through the exports a run reads."""
+    engine = create_db_engine(db_url)
+    with Session(engine) as session:
+        corrected = from_feedback(session, alias, 4)
+        pairs = pairs_from_feedback(session, alias)
+        judged = judged_from_feedback(session, alias, Thresholds())
+    engine.dispose()
+    settings = RetrainSettings()
+    began = time.perf_counter()
+    start = None
+    if "sft" in objective:
+        start = Trainer(model_dir, settings, work / "sft").train(corrected).adapter_dir
+    kind = objective.split("+")[-1]
+    if kind in ("dpo", "kto"):
+        rows = pairs if kind == "dpo" else judged
+        start = (
+            PreferenceTrainer(model_dir, settings, work / kind)
+            .train_preferences(kind, list(rows), start)
+            .adapter_dir
+        )
+    assert start is not None
+    return start, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenarios", nargs="+", default=["support_desk", "city_services"])
+    parser.add_argument("--objectives", nargs="+", default=["sft", "dpo", "kto", "sft+kto"])
+    parser.add_argument("--flawed-share", type=float, default=0.7)
+    parser.add_argument("--flip", type=float, default=0.12)
+    parser.add_argument("--corrections", type=int, default=20)
+    parser.add_argument("--questions", type=int, default=0, help="at most this many (0: all)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    model_dir = ModelSettings().model_dir()
+    rows_out: list[dict[str, Any]] = []
+    with platform() as running, tempfile.TemporaryDirectory() as tmp:
+        evaluator = Evaluator(
+            running.engine, max_tokens=64, concurrency=16, api_key=running.engine_key
+        )
+        client = httpx.Client(base_url=running.gateway, timeout=300)
+        for name in args.scenarios:
+            rows = load(name)
+            train_rows = [r for r in rows if not r["heldout"]]
+            if args.questions:
+                train_rows = random.Random(0).sample(
+                    train_rows, min(args.questions, len(train_rows))
+                )
+            held = [r for r in rows if r["heldout"]]
+            work = Path(tmp) / name
+            adapter = production(model_dir, train_rows, args.flawed_share, work)
+            alias = name.replace("_", "-")
+            serve(client, running.adapter_store, alias, adapter)
+            answers = traffic(client, alias, train_rows)
+            counts = judge(client, train_rows, answers, args.flip, args.corrections)
+            print(f"{name}: {len(answers)} answers, {counts}", flush=True)
+            evaluator.load(f"{alias}-production", adapter)
+            base = measure(evaluator, f"{alias}-production", held)
+            evaluator.unload(f"{alias}-production")
+            rows_out.append({"scenario": name, "objective": "production", **base, **counts})
+            print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
+            for objective in args.objectives:
+                path, seconds = train(objective, model_dir, running.db_url, alias, work / objective)
+                engine_name = f"{alias}-{objective.replace('+', '-')}"
+                evaluator.load(engine_name, path)
+                result = measure(evaluator, engine_name, held)
+                evaluator.unload(engine_name)
+                row = {
+                    "scenario": name,
+                    "objective": objective,
+                    **result,
+                    "seconds": round(seconds),
+                }
+                rows_out.append(row)
+                print(f"  {objective}: flaw rate {result['flaw_rate']:.2f}, Rouge-L "
+                      f"{result['rouge_l']:.3f}, {seconds:.0f} s", flush=True)  # fmt: skip
+                if args.out:
+                    args.out.write_text(json.dumps(rows_out, indent=2))
+    print("\n| scenario | objective | flaw rate | Rouge-L | seconds |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows_out:
+        print(f"| {r['scenario']} | {r['objective']} | {r['flaw_rate']:.2f} | {r['rouge_l']:.3f} "
+              f"| {r.get('seconds', '')} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
