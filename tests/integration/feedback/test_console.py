@@ -156,6 +156,7 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
 
     page.goto(f"{base}/ops/runs")
     expect(page.locator("#runs")).to_contain_text("rouge_l 0.800 vs 0.400")
+    expect(page.locator("#runs .objective").first).to_have_text("sft+dpo")
     page.click("text=run-1")
     expect(page.locator("#gate")).to_contain_text("0.800")
     candidate = page.locator("#predictions tr").nth(1).locator("td").nth(3)
