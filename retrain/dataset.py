@@ -3,8 +3,10 @@ scored high) plus optional seed files, each with a stable id and a content hash.
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -53,32 +55,44 @@ def from_feedback(session: Session, alias: str | None, min_score: float) -> list
     ]
 
 
-def read_seed(path: Path) -> list[Example]:
-    """A chat JSONL file: one {"messages": [...]} per line ending with the assistant's turn."""
+def jsonl_lines(path: Path, what: str) -> Iterator[tuple[str, int, Any]]:
+    """(where, line number, parsed value) for each non-blank line of a JSONL file; a
+    missing file or a line that is not JSON stops with the file and line."""
     if not path.is_file():
-        raise DatasetError(f"seed file {path} does not exist")
-    examples = []
+        raise DatasetError(f"{what} {path} does not exist")
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
-            row = json.loads(line)
+            yield where, number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: not JSON ({exc.msg})") from exc
+
+
+def check_turns(turns: Any, where: str, name: str = "messages") -> tuple[dict[str, str], ...]:
+    """Chat turns with a known role and text each, as plain {role, content} dicts."""
+    of = "" if name == "messages" else f" of '{name}'"
+    for turn in turns:
+        if (
+            not isinstance(turn, dict)
+            or turn.get("role") not in ROLES
+            or not isinstance(turn.get("content"), str)
+        ):
+            raise DatasetError(f"{where}: each turn{of} needs a role {sorted(ROLES)} and text")
+    return tuple({"role": t["role"], "content": t["content"]} for t in turns)
+
+
+def read_seed(path: Path) -> list[Example]:
+    """A chat JSONL file: one {"messages": [...]} per line ending with the assistant's turn."""
+    examples = []
+    for where, number, row in jsonl_lines(path, "seed file"):
         messages = row.get("messages") if isinstance(row, dict) else None
         if not isinstance(messages, list) or len(messages) < 2:
             raise DatasetError(f"{where}: needs a 'messages' list of at least two turns")
-        for turn in messages:
-            if (
-                not isinstance(turn, dict)
-                or turn.get("role") not in ROLES
-                or not isinstance(turn.get("content"), str)
-            ):
-                raise DatasetError(f"{where}: each turn needs a role {sorted(ROLES)} and text")
+        clean = check_turns(messages, where)
         if messages[-1]["role"] != "assistant":
             raise DatasetError(f"{where}: the last turn must be the assistant's answer")
-        clean = tuple({"role": t["role"], "content": t["content"]} for t in messages)
         labels = row.get("labels") or ([row["label"]] if row.get("label") else [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise DatasetError(f"{where}: 'labels' must be a list of strings")

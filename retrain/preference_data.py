@@ -24,7 +24,7 @@ from sqlmodel import Session
 from feedback.pii import Scrubber
 from feedback.signals import Thresholds, export_judged, export_pairs, same_text
 from retrain.curate import MinHasher, leaks, user_text
-from retrain.dataset import ROLES, DatasetError
+from retrain.dataset import DatasetError, check_turns, jsonl_lines
 from retrain.settings import RetrainSettings
 
 Messages = tuple[dict[str, str], ...]
@@ -119,17 +119,8 @@ def judged_from_feedback(
 def read_preferences(path: Path) -> list[Preference]:
     """A JSONL file of TRL conversational rows: {prompt, chosen, rejected} pairs or
     {prompt, completion, label} judged answers (a file may hold both)."""
-    if not path.is_file():
-        raise DatasetError(f"preference file {path} does not exist")
     rows: list[Preference] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not JSON ({exc.msg})") from exc
+    for where, number, row in jsonl_lines(path, "preference file"):
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: each line must be a JSON object")
         prompt = _messages(row.get("prompt"), where, "prompt")
@@ -271,14 +262,7 @@ def _messages(value: Any, where: str, name: str) -> Messages:
         return ({"role": "user", "content": value},)
     if not isinstance(value, list) or not value:
         raise DatasetError(f"{where}: '{name}' must be a list of chat messages or a string")
-    for turn in value:
-        if (
-            not isinstance(turn, dict)
-            or turn.get("role") not in ROLES
-            or not isinstance(turn.get("content"), str)
-        ):
-            raise DatasetError(f"{where}: each '{name}' turn needs a role {sorted(ROLES)} and text")
-    return tuple({"role": t["role"], "content": t["content"]} for t in value)
+    return check_turns(value, where, name)
 
 
 def _answer(value: Any, where: str, name: str) -> str:
