@@ -10,7 +10,8 @@ its Rouge-L minus the base model's. Printed per run: the gain, steps, where the 
 fell, which rule ended training and the training time; then one table.
 
     .venv/bin/python bench/small_data.py [--sizes 20 70 full] [--scenarios ...]
-        [--configs defaults issue11] [--set learning_rate=1e-3] [--out rows.json]
+        [--configs defaults issue11] [--set learning_rate=1e-3] [--seeds 0 1 2]
+        [--runs scenario:size:config[:seed] ...] [--out rows.json]
 """
 
 import argparse
@@ -120,7 +121,10 @@ def main() -> None:
         "--learning-rates", nargs="*", type=float, default=[], help="defaults at each rate"
     )
     parser.add_argument(
-        "--runs", nargs="*", default=[], help="only these, as scenario:size:config (in order)"
+        "--runs", nargs="*", default=[], help="only these, as scenario:size:config[:seed]"
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="training seeds (LoRA init, data order, validation split)"
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
@@ -138,14 +142,15 @@ def main() -> None:
         evaluator = Evaluator(
             running.engine, max_tokens=64, concurrency=16, api_key=running.engine_key
         )
-        plan = [tuple(run.split(":")) for run in args.runs] or [
-            (scenario, size, config)
+        plan = [(*run.split(":"), "0")[:4] for run in args.runs] or [
+            (scenario, size, config, str(seed))
             for scenario in args.scenarios
             for size in args.sizes
             for config in [*configs, *(["issue11"] if "issue11" in args.configs else [])]
+            for seed in args.seeds
         ]
         bases: dict[str, float] = {}
-        for scenario, size, config in plan:
+        for scenario, size, config, seed in plan:
             train, held = load(scenario)
             if scenario not in bases:
                 bases[scenario] = heldout_rouge(evaluator, running.model, held)
@@ -153,20 +158,22 @@ def main() -> None:
             base = bases[scenario]
             n = len(train) if size == "full" else int(size)
             data = random.Random(0).sample(train, n) if n < len(train) else train
-            name = f"{scenario}-{size}-{config.replace(' ', '')}"
+            name = f"{scenario}-{size}-{config.replace(' ', '')}-seed{seed}"
             settings = issue11(len(data)) if config == "issue11" else configs.get(config, overrides)
+            settings = settings | {"seed": int(seed)}  # the training seed; the sample stays
             row = train_and_score(model_dir, evaluator, name, data, held, settings, Path(tmp))
             row |= {
                 "scenario": scenario,
                 "examples": len(data),
                 "config": config,
+                "seed": int(seed),
                 "overrides": settings,
                 "base": base,
                 "gain": row["rouge_l"] - base,
             }
             rows.append(row)
             print(
-                f"  {len(data):>4} examples {config:>10}: Rouge-L {row['rouge_l']:.3f} "
+                f"  {len(data):>4} examples {config:>10} seed {seed}: Rouge-L {row['rouge_l']:.3f} "
                 f"(gain {row['gain']:+.3f}), {row['steps']} steps, best "
                 f"{row['best_step']}, {row['seconds']} s — {row['stop']}",
                 flush=True,
