@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from datasets import Dataset
 from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
 
 from retrain.preference_data import JudgedAnswer, Preference, PreferencePair, balance
 from retrain.schedule import EarlyStopping, Plan, make_plan, split_validation
@@ -43,7 +43,10 @@ class PreferenceTrainer(Trainer):
         start: Path | None = None,
         progress: Progress | None = None,
     ) -> TrainResult:
+        from datasets import disable_progress_bars
         from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+
+        disable_progress_bars()  # TRL's dataset preparation: the run reports its own progress
 
         s = self.settings
         wanted = PreferencePair if kind == "dpo" else JudgedAnswer
@@ -109,6 +112,7 @@ class PreferenceTrainer(Trainer):
                 peft_config=peft_config,
                 callbacks=[watcher],
             )
+        trainer.remove_callback(PrinterCallback)  # progress goes to `progress`, not stdout
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         began = time.perf_counter()
