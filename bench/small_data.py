@@ -42,7 +42,8 @@ DOMAINS = ["support_desk", "city_services", "it_helpdesk"]
 def issue11(examples: int) -> dict[str, Any]:
     """Issue 11's defaults, reproduced exactly: at least 120 steps and at most 8 epochs of
     them (3,000 at most), validation once per epoch (5 to 200 steps), patience 3 with no
-    tolerance or smoothing, a constant learning rate of 2e-4."""
+    tolerance or smoothing, a constant learning rate of 2e-4, validation examples drawn one by
+    one (not grouped by answer)."""
     defaults = RetrainSettings()
     train = examples - validation_size(examples, defaults)
     per_epoch = math.ceil(train / defaults.batch_size)
@@ -57,6 +58,7 @@ def issue11(examples: int) -> dict[str, Any]:
         "smoothing": 1,
         "warmup_steps": 0,
         "learning_rate": 2e-4,
+        "validation_by": "example",
     }
 
 

@@ -62,16 +62,29 @@ def validation_size(n: int, settings: RetrainSettings) -> int:
 
 
 def split_validation(
-    keyed: list[tuple[str, T]], settings: RetrainSettings
+    keyed: list[tuple[str, T]], settings: RetrainSettings, groups: list[str] | None = None
 ) -> tuple[list[T], list[T]]:
-    """(train, validation) by a hash of each key: stable whatever else is in the data."""
+    """(train, validation) by a hash of each key: stable whatever else is in the data.
+
+    With `groups`, whole groups go to one side: examples that share an answer (a question
+    asked three ways, a canned reply) would otherwise validate on what training has seen,
+    and the validation loss would keep falling while answers to new questions got worse."""
     size = validation_size(len(keyed), settings)
+    group = groups or [key for key, _ in keyed]
 
-    def rank(key: str) -> bytes:
-        return hashlib.sha256(f"val:{settings.seed}:{key}".encode()).digest()
+    def rank(i: int) -> tuple[bytes, bytes]:
+        digest = hashlib.sha256(f"val:{settings.seed}:{group[i]}".encode()).digest()
+        return digest, hashlib.sha256(keyed[i][0].encode()).digest()
 
-    ordered = sorted(range(len(keyed)), key=lambda i: rank(keyed[i][0]))
-    chosen = set(ordered[:size])
+    chosen: set[int] = set()
+    taken: set[str] = set()
+    for i in sorted(range(len(keyed)), key=rank):
+        if len(chosen) >= size and group[i] not in taken:
+            break
+        chosen.add(i)
+        taken.add(group[i])
+    if len(keyed) - len(chosen) < len(chosen):  # one huge group: no validation at all
+        chosen = set()
     train = [row for i, (_, row) in enumerate(keyed) if i not in chosen]
     validation = [row for i, (_, row) in enumerate(keyed) if i in chosen]
     return train, validation

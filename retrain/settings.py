@@ -49,6 +49,11 @@ class RetrainSettings(BaseSettings):
     validation_fraction: float = Field(
         0.1, ge=0, lt=1, description="Share of training data for the validation loss; 0: off."
     )
+    validation_by: Literal["answer", "example"] = Field(
+        "answer",
+        description="answer: examples sharing an answer validate together (no leak through "
+        "paraphrases); example: each example on its own.",
+    )
     validation_min: int = Field(8, ge=1)
     validation_max: int = Field(256, ge=1)
     eval_every: int = Field(

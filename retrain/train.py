@@ -120,6 +120,11 @@ def encode(example: Example, tokenizer: Any, max_len: int) -> tuple[list[int], l
     return ids, labels
 
 
+def answer_key(example: Example) -> str:
+    """The answer, case and spacing aside: examples with the same one validate together."""
+    return " ".join(example.answer.lower().split())
+
+
 def collate(rows: list[Row], pad: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -155,10 +160,12 @@ class Trainer:
         _seed(s.seed)
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        keyed = [(ex.id, r) for ex in examples if (r := encode(ex, tokenizer, s.max_seq_len))]
-        if not keyed:
+        encoded = [(ex, r) for ex in examples if (r := encode(ex, tokenizer, s.max_seq_len))]
+        if not encoded:
             raise ValueError("no example fits max_seq_len with room for an answer")
-        rows, held = split_validation(keyed, s)
+        keyed = [(ex.id, r) for ex, r in encoded]
+        groups = [answer_key(ex) for ex, _ in encoded] if s.validation_by == "answer" else None
+        rows, held = split_validation(keyed, s, groups)
         plan = make_plan(len(rows), len(held), s)
         four_bit = use_4bit(s, self.device)
         base = load_base(self.model_dir, four_bit, self.device)

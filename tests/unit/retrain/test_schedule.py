@@ -71,6 +71,21 @@ def test_validation_split_is_stable_and_never_larger_than_training() -> None:
     assert validation_size(100, RetrainSettings(validation_fraction=0)) == 0
 
 
+def test_examples_sharing_an_answer_validate_together() -> None:
+    """A question asked three ways with one answer: all three on one side, never split."""
+    keyed = [(f"id{i}", i) for i in range(90)]
+    groups = [f"answer {i // 3}" for i in range(90)]
+    train, held = split_validation(keyed, DEFAULTS, groups)
+    assert 9 <= len(held) <= 11 and sorted(train + held) == list(range(90))
+    held_groups = {groups[i] for i in held}
+    assert not held_groups & {groups[i] for i in train}, "no answer on both sides"
+    assert split_validation(keyed, DEFAULTS, groups) == (train, held), "deterministic"
+    assert split_validation(keyed, DEFAULTS, ["one"] * 90) == (list(range(90)), [])
+    assert split_validation(keyed, DEFAULTS, [k for k, _ in keyed]) == split_validation(
+        keyed, DEFAULTS
+    ), "one group per example: the plain split"
+
+
 def test_warm_up_then_constant() -> None:
     plan = make_plan(62, 8, DEFAULTS)
     rates = [learning_rate_at(step, plan, 1e-3) for step in range(12)]
