@@ -7,6 +7,7 @@ from feedback.golden import GoldenError, GoldenRow, add_rows, golden_hash, golde
 from feedback.models import GoldenItem, Interaction, Review, ReviewLease, UserFeedback
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
+from feedback.signals import Thresholds, export_judged, export_pairs
 
 __all__ = [
     "CaptureWriter",
@@ -19,9 +20,12 @@ __all__ = [
     "Review",
     "ReviewLease",
     "ReviewQueue",
+    "Thresholds",
     "UserFeedback",
     "add_rows",
     "build_router",
+    "export_judged",
+    "export_pairs",
     "golden_hash",
     "golden_items",
     "krippendorff_alpha",

@@ -11,7 +11,17 @@ if TYPE_CHECKING:
     from retrain.gate import GateDecision, SliceResult, decide, slices
     from retrain.judge import Agreement, Judge, Pair
     from retrain.metrics import METRICS, Metric, Pairwise, score, score_items
-    from retrain.pipeline import Reporter, Retrainer, RetrainError, RunOutcome, SetScores
+    from retrain.objectives import OBJECTIVES, Choice, choose
+    from retrain.outcome import Reporter, RunOutcome, SetScores
+    from retrain.pipeline import Retrainer, RetrainError
+    from retrain.preference_data import (
+        JudgedAnswer,
+        PreferencePair,
+        curate_preferences,
+        read_preferences,
+    )
+    from retrain.preference_eval import LikelihoodScorer, PreferenceEvidence
+    from retrain.preference_train import PreferenceTrainer
     from retrain.schedule import EarlyStopping, Plan, make_plan
     from retrain.search import SearchError, Trial, train_best
     from retrain.settings import RetrainSettings
@@ -42,11 +52,21 @@ _EXPORTS = {
     "Pairwise": "retrain.metrics",
     "score": "retrain.metrics",
     "score_items": "retrain.metrics",
-    "Reporter": "retrain.pipeline",
+    "Reporter": "retrain.outcome",
     "Retrainer": "retrain.pipeline",
     "RetrainError": "retrain.pipeline",
-    "RunOutcome": "retrain.pipeline",
-    "SetScores": "retrain.pipeline",
+    "RunOutcome": "retrain.outcome",
+    "SetScores": "retrain.outcome",
+    "OBJECTIVES": "retrain.objectives",
+    "Choice": "retrain.objectives",
+    "choose": "retrain.objectives",
+    "JudgedAnswer": "retrain.preference_data",
+    "PreferencePair": "retrain.preference_data",
+    "curate_preferences": "retrain.preference_data",
+    "read_preferences": "retrain.preference_data",
+    "LikelihoodScorer": "retrain.preference_eval",
+    "PreferenceEvidence": "retrain.preference_eval",
+    "PreferenceTrainer": "retrain.preference_train",
     "EarlyStopping": "retrain.schedule",
     "Plan": "retrain.schedule",
     "make_plan": "retrain.schedule",
@@ -68,7 +88,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "METRICS",
+    "OBJECTIVES",
     "Agreement",
+    "Choice",
     "Curated",
     "DatasetError",
     "EarlyStopping",
@@ -77,10 +99,15 @@ __all__ = [
     "Example",
     "GateDecision",
     "Judge",
+    "JudgedAnswer",
+    "LikelihoodScorer",
     "Metric",
     "Pair",
     "Pairwise",
     "Plan",
+    "PreferenceEvidence",
+    "PreferencePair",
+    "PreferenceTrainer",
     "Reporter",
     "RetrainError",
     "RetrainSettings",
@@ -93,11 +120,14 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "Trial",
+    "choose",
     "content_hash",
     "curate",
+    "curate_preferences",
     "decide",
     "from_feedback",
     "make_plan",
+    "read_preferences",
     "read_seed",
     "score",
     "score_items",
