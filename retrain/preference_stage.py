@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -33,7 +33,9 @@ from retrain.preference_data import (
     require_preferences,
 )
 from retrain.settings import RetrainSettings
-from retrain.train import Progress, TrainResult
+
+if TYPE_CHECKING:
+    from retrain.train import Progress, TrainResult
 
 STAGES = {"dpo": "pairs", "kto": "judged"}
 

@@ -128,3 +128,11 @@ def test_run_without_schema_says_to_migrate(tmp_path: Path, port: int) -> None:
     )
     assert result.exit_code == 1
     assert "loraloop db upgrade" in result.output
+
+
+def test_the_cli_starts_without_loading_torch() -> None:
+    """`loraloop --help` and the light commands must not pay for torch, transformers or trl
+    (seconds and hundreds of MB): heavy modules are imported when a run needs them."""
+    code = "import sys, loraloop.cli; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
