@@ -133,6 +133,7 @@ def test_run_without_schema_says_to_migrate(tmp_path: Path, port: int) -> None:
 def test_the_cli_starts_without_loading_torch() -> None:
     """`loraloop --help` and the light commands must not pay for torch, transformers or trl
     (seconds and hundreds of MB): heavy modules are imported when a run needs them."""
-    code = "import sys, loraloop.cli; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
+    heavy = "{'torch', 'transformers', 'trl'}"
+    code = f"import sys, loraloop.cli; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
