@@ -126,7 +126,11 @@ def main() -> None:
         "--runs", nargs="*", default=[], help="only these, as scenario:size:config[:seed]"
     )
     parser.add_argument(
-        "--seeds", nargs="+", type=int, default=[0], help="training seeds (LoRA init, data order, validation split)"
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="training seeds (LoRA init, data order, validation split)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")
     args = parser.parse_args()
