@@ -28,6 +28,7 @@ from retrain.judge import Judge, Pair, load_rubric
 from retrain.metrics import METRICS, Pairwise, Scores, means, score_items
 from retrain.objectives import Choice, choose
 from retrain.outcome import Reporter, RunOutcome, SetScores, train_summary
+from retrain.preference_data import CuratedPreferences
 from retrain.preference_stage import (
     STAGES,
     Preferences,
@@ -163,27 +164,26 @@ class Retrainer:
         s = self.settings
         grid(s)  # a search too large fails before any work
         report.stage("dataset")
-        curated, golden, prefs, choice = self._dataset(run, parent)
+        curated, golden, stage_rows, choice = self._dataset(run, parent)
         judge = self.judge()  # a missing rubric fails before hours of training
 
         report.stage("train")
-        result = self._train(run, curated, prefs, choice, report)
+        result = self._train(run, curated, stage_rows, choice, report)
 
         report.stage("evaluate")
-        kind = choice.stages[-1]
-        held = curated.eval or reference_examples(prefs.for_stage(kind, s).eval)
+        held = curated.eval or reference_examples(stage_rows.eval if stage_rows else [])
         if not held:
             raise DatasetError("no held-out examples for the evaluation gate; add data")
         sets = [("held_out", held)] + ([("golden", golden)] if golden else [])
         scored = self.evaluate(run, result.adapter_dir, sets, judge, report)
         deciding, items, scores = scored[-1]
         evidence_against: list[str] = []
-        if kind in STAGES:
+        if stage_rows is not None:
             run.preference["evidence"], evidence_against = gate_evidence(
                 self.model_dir,
                 result.adapter_dir,
                 self.production_dir(run.alias, parent),
-                prefs.for_stage(kind, s).eval,
+                stage_rows.eval,
             )
         if judge is not None:
             with Session(self.db) as session:
@@ -223,17 +223,18 @@ class Retrainer:
                 "training_config": result.config,
                 "objective": choice.objective,
             }
-            if kind in STAGES:
-                lineage["preference_row_ids"] = sorted(p.id for p in prefs.for_stage(kind, s).train)
+            if stage_rows is not None:
+                lineage["preference_row_ids"] = sorted(p.id for p in stage_rows.train)
             run.version, run.outcome = self.publish(
                 run.alias, result.adapter_dir, run.gate, lineage
             )
 
     def _dataset(
         self, run: RunOutcome, parent: int | None
-    ) -> tuple[Curated, list[Example], Preferences, Choice]:
+    ) -> tuple[Curated, list[Example], CuratedPreferences | None, Choice]:
         """Chat examples and preferences, curated against the gate's prompts, and the
-        objective to train with (asked for, or auto's pick with its reason)."""
+        objective to train with (asked for, or auto's pick with its reason). Each stage's
+        data is checked here, so too few pairs fail before an hour of SFT, not after."""
         s = self.settings
         examples = self.examples(run.alias, new=parent is None)
         if not examples and s.objective == "sft":
@@ -251,16 +252,18 @@ class Retrainer:
         run.objective = choice.as_dict()
         if "sft" in choice.stages:
             require_examples(curated, s)
+        kind = choice.stages[-1]
+        stage_rows = prefs.for_stage(kind, s) if kind in STAGES else None
         run.curation = curated.report
         run.dataset_hash = content_hash(curated.train + curated.eval)
         run.train_examples, run.eval_examples = len(curated.train), len(curated.eval)
-        return curated, golden, prefs, choice
+        return curated, golden, stage_rows, choice
 
     def _train(
         self,
         run: RunOutcome,
         curated: Curated,
-        prefs: Preferences,
+        stage_rows: CuratedPreferences | None,
         choice: Choice,
         report: Reporter,
     ) -> "TrainResult":
@@ -285,12 +288,11 @@ class Retrainer:
             run.trials = [t.summary() for t in trials]
             run.stages.append({"stage": "sft", **train_summary(result)})
             start = result.adapter_dir
-        kind = choice.stages[-1]
-        if kind in STAGES:
-            rows = prefs.for_stage(kind, s)
+        if stage_rows is not None:
+            kind = choice.stages[-1]
             result = train_stage(
                 kind,
-                rows,
+                stage_rows,
                 self.model_dir,
                 s,
                 run.run_dir,
