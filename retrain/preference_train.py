@@ -14,6 +14,7 @@ that SFT trained first (`start`) is loaded twice, as the trained "default" and t
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -52,7 +53,9 @@ class PreferenceTrainer(Trainer):
         wanted = PreferencePair if kind == "dpo" else JudgedAnswer
         if not items or any(not isinstance(item, wanted) for item in items):
             raise ValueError(f"{kind} trains on {wanted.__name__} rows only")
-        train, held = split_validation([(item.id, item) for item in items], s)
+        # one prompt's rows (a correction and what it corrected) validate together
+        prompts = [json.dumps(item.prompt, sort_keys=True) for item in items]
+        train, held = split_validation([(item.id, item) for item in items], s, prompts)
         plan = make_plan(len(train), len(held), s)
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if tokenizer.pad_token is None:

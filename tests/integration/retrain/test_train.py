@@ -12,7 +12,7 @@ from retrain.dataset import Example
 from retrain.schedule import PLATEAU, split_validation
 from retrain.search import SearchError, train_best
 from retrain.settings import RetrainSettings
-from retrain.train import IGNORE, Trainer, encode, load_base
+from retrain.train import IGNORE, Trainer, answer_key, encode, load_base
 
 SETTINGS = RetrainSettings(
     max_epochs=1,
@@ -103,7 +103,7 @@ def test_a_plateau_stops_training_before_the_budget_and_keeps_the_best_weights(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     keyed = [(ex.id, encode(ex, tokenizer, OVERFIT.max_seq_len)) for ex in examples(24)]
-    _, held = split_validation(keyed, OVERFIT)
+    _, held = split_validation(keyed, OVERFIT, [answer_key(ex) for ex in examples(24)])
     kept = PeftModel.from_pretrained(load_base(model_dir, False, "cpu"), result.adapter_dir)
     again = trainer.validation_loss(kept, held, tokenizer.pad_token_id or 0)
     assert again == pytest.approx(best_loss, abs=1e-4)
