@@ -23,9 +23,9 @@ from retrain.dataset import DatasetError, Example
 from retrain.objectives import Available
 from retrain.preference_data import (
     CuratedPreferences,
-    JudgedAnswer,
     Preference,
     PreferencePair,
+    balance,
     curate_preferences,
     judged_from_feedback,
     pairs_from_feedback,
@@ -46,13 +46,12 @@ class Preferences:
     judged: CuratedPreferences | None = None
 
     def available(self, examples: int) -> Available:
-        judged = self.judged.train if self.judged else []
-        desirable = sum(1 for j in judged if isinstance(j, JudgedAnswer) and j.desirable)
+        counts = balance(self.judged.train if self.judged else [])
         return Available(
             examples=examples,
             pairs=len(self.pairs.train) if self.pairs else 0,
-            desirable=desirable,
-            undesirable=len(judged) - desirable,
+            desirable=counts["desirable"],
+            undesirable=counts["undesirable"],
         )
 
     def for_stage(self, kind: str, settings: RetrainSettings) -> CuratedPreferences:
