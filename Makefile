@@ -18,8 +18,8 @@ run: export LORALOOP_SERVE_REQUIRE_KEYS ?= false
 run: install model db ## start engine + gateway on localhost
 	$(BIN)/loraloop run
 
-demo: install model ## the whole loop on the embedded model (support-desk scenario)
-	$(BIN)/loraloop demo
+demo: install model ## the whole loop on the embedded model (support-desk scenario); OBJECTIVE=kto: learning from thumbs
+	$(BIN)/loraloop demo $(if $(OBJECTIVE),--objective $(OBJECTIVE))
 
 test: install model postgres browser nginx ## set up and run every test (unit + integration)
 	LORALOOP_TEST_PG_URL="$${LORALOOP_TEST_PG_URL:-$$(scripts/ensure-postgres.sh --url)}" \

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import platform
 from feedback.signals import Thresholds
 from loraloop.db import create_db_engine
+from loraloop.flaws import flaw_rate, good_answer, habits, judge, load_flawed
 from retrain.dataset import Example, from_feedback
 from retrain.evaluate import Evaluator
 from retrain.metrics import score
@@ -43,30 +44,16 @@ from retrain.preference_data import judged_from_feedback, pairs_from_feedback
 from retrain.preference_train import PreferenceTrainer
 from retrain.settings import RetrainSettings
 from retrain.train import Trainer
-from scripts.make_flawed import is_flawed
 from serve.settings import ModelSettings
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "retrain" / "scenarios"
-
-
-def load(name: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line) for line in (SCENARIOS / f"{name}_flawed.jsonl").read_text().splitlines()
-    ]
-
-
-def example(row: dict[str, Any], answer: str, i: int) -> Example:
-    return Example(f"r{i}", (row["messages"][0], {"role": "assistant", "content": answer}), "seed")
 
 
 def production(model_dir: Path, rows: list[dict[str, Any]], share: float, work: Path) -> Path:
     """SFT on the scenario with `share` of the answers flawed: production's habits."""
-    rng = random.Random(1)
-    data = [
-        example(r, r["flawed"] if rng.random() < share else r["messages"][-1]["content"], i)
-        for i, r in enumerate(rows)
-    ]
-    return Trainer(model_dir, RetrainSettings(), work / "production").train(data).adapter_dir
+    return (
+        Trainer(model_dir, RetrainSettings(), work / "production")
+        .train(habits(rows, share))
+        .adapter_dir
+    )
 
 
 def serve(client: httpx.Client, store: Path, alias: str, adapter: Path) -> None:
@@ -89,53 +76,14 @@ def traffic(client: httpx.Client, alias: str, rows: list[dict[str, Any]]) -> lis
     return out
 
 
-def judge(
-    client: httpx.Client,
-    rows: list[dict[str, Any]],
-    answers: list[tuple[str, str]],
-    flip: float,
-    corrections: int,
-) -> dict[str, int]:
-    """End users' thumbs (flaw: down, else up; `flip` of them flipped) and a reviewer's
-    corrections of flawed answers."""
-    rng = random.Random(2)
-    counts = {"flawed": 0, "down": 0, "flipped": 0, "corrected": 0}
-    gold = {}
-    for row, (iid, answer) in zip(rows, answers, strict=True):
-        flawed = is_flawed(answer, row["flaw"])
-        flipped = rng.random() < flip
-        up = (not flawed) != flipped
-        counts["flawed"] += flawed
-        counts["down"] += not up
-        counts["flipped"] += flipped
-        gold[iid] = (row["messages"][-1]["content"], flawed)
-        rating = {"interaction_id": iid, "rating": "up" if up else "down"}
-        client.post("/v1/feedback", json=rating).raise_for_status()
-    seen: set[str] = set()
-    while counts["corrected"] < corrections:
-        item = client.get("/v1/reviews/next")
-        if item.status_code == 204:
-            break
-        iid = item.json()["interaction_id"]
-        if iid in seen:
-            break
-        seen.add(iid)
-        good, flawed = gold.get(iid, ("", False))
-        if not flawed:
-            client.post("/v1/reviews/skip", json={"interaction_id": iid})
-            continue
-        review = {"interaction_id": iid, "score": 2, "labels": ["tone"], "correction": good}
-        client.post("/v1/reviews", json=review).raise_for_status()
-        counts["corrected"] += 1
-    return counts
-
-
 def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dict[str, float]:
-    items = [example(r, r["messages"][-1]["content"], i) for i, r in enumerate(held)]
+    items = [
+        Example(f"h{i}", (*r["messages"][:-1], r["messages"][-1]), "seed")
+        for i, r in enumerate(held)
+    ]
     answers = evaluator.answers(model, items)
-    flaws = sum(is_flawed(a, r["flaw"]) for a, r in zip(answers, held, strict=True))
-    rouge = score(answers, [ex.answer for ex in items], ["rouge_l"])["rouge_l"]
-    return {"flaw_rate": flaws / len(held), "rouge_l": rouge}
+    rouge = score(answers, [good_answer(r) for r in held], ["rouge_l"])["rouge_l"]
+    return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge}
 
 
 def train(
@@ -183,7 +131,7 @@ def main() -> None:
         )
         client = httpx.Client(base_url=running.gateway, timeout=300)
         for name in args.scenarios:
-            rows = load(name)
+            rows = load_flawed(name)
             train_rows = [r for r in rows if not r["heldout"]]
             if args.questions:
                 train_rows = random.Random(0).sample(
@@ -195,7 +143,7 @@ def main() -> None:
             alias = name.replace("_", "-")
             serve(client, running.adapter_store, alias, adapter)
             answers = traffic(client, alias, train_rows)
-            counts = judge(client, train_rows, answers, args.flip, args.corrections)
+            counts = judge(client, train_rows, answers, args.flip, args.corrections).as_dict()
             print(f"{name}: {len(answers)} answers, {counts}", flush=True)
             evaluator.load(f"{alias}-production", adapter)
             base = measure(evaluator, f"{alias}-production", held)

@@ -1,4 +1,5 @@
-"""`loraloop demo`: the closed loop, end to end, on a platform of its own (or a running one)."""
+"""`loraloop demo`: the closed loop, end to end, on a platform of its own (or a running one);
+with `--objective`, the loop learning from end users' thumbs to drop production's flaw."""
 
 import os
 import secrets
@@ -11,13 +12,17 @@ from typing import Annotated
 
 import typer
 
+from loraloop.cli_retrain import Objective
 from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
 from loraloop.demo import RETRAIN_OVERRIDES, SCENARIO, Demo, DemoResult, Progress, Scenario
+from loraloop.demo_preferences import PREFERENCE_OVERRIDES, PreferenceDemo, PreferenceDemoResult
+from loraloop.flaws import SCENARIOS
 from loraloop.launch import PlatformError, free_port, launch
 from loraloop.settings import Settings, get_settings
 
 BOOT_TIMEOUT_S = 900
+FLAWED = SCENARIOS / "support_desk_flawed.jsonl"
 
 
 def demo_env(data: Path) -> dict[str, str]:
@@ -61,9 +66,17 @@ def demo(
     data: Annotated[Path, typer.Option(help="The demo's own data directory (wiped first).")] = Path(
         "data/demo"
     ),
+    objective: Annotated[
+        Objective | None,
+        typer.Option(
+            help="Learn from end users' thumbs with this objective (dpo, kto, sft+kto, auto, "
+            "...): a flawed production adapter, thumbs on its answers, 20 corrections; "
+            "the held-out flaw rate before and after."
+        ),
+    ] = None,
 ) -> None:
     """Serve, capture, review, curate, train, evaluate, promote; Rouge-L before and after."""
-    scenario = Scenario.load(SCENARIO, limit)
+    scenario = Scenario.load(SCENARIO if objective is None else FLAWED, limit)
     if gateway is None:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
@@ -75,10 +88,17 @@ def demo(
         if f"LORALOOP_RETRAIN_{k.upper()}" not in os.environ
     }
     settings.retrain = settings.retrain.model_copy(update=tuned)
+    if objective is not None:
+        extra = PREFERENCE_OVERRIDES | {"objective": objective.value}
+        settings.retrain = settings.retrain.model_copy(update=extra)
     console.print(
-        f"support-desk scenario: {len(scenario.train)} questions as traffic, "
-        f"{len(scenario.heldout)} held out; adapter '{alias}' on {settings.model.name}"
+        f"support-desk scenario{' with a flawed production adapter' if objective else ''}: "
+        f"{len(scenario.train)} questions as traffic, {len(scenario.heldout)} held out; "
+        f"adapter '{alias}' on {settings.model.name}"
     )
+    if objective is not None:
+        _flawed(settings, gateway, data, alias, scenario)
+        return
     began = time.perf_counter()
     with progress_bar() as bar:
         reporter = BarReporter(bar)
@@ -123,3 +143,51 @@ def _run(
         return Demo(db, settings, url, alias).run(scenario, step, reporter)
     finally:
         db.dispose()
+
+
+def _flawed(
+    settings: Settings, gateway: str | None, data: Path, alias: str, scenario: Scenario
+) -> None:
+    began = time.perf_counter()
+    with progress_bar() as bar:
+        reporter = BarReporter(bar)
+
+        def run(url: str) -> PreferenceDemoResult:
+            db = create_db_engine(settings.db.url.get_secret_value())
+            try:
+                demo = PreferenceDemo(db, settings, url, alias)
+                return demo.run_flawed(scenario.train, scenario.heldout, reporter.advance, reporter)
+            finally:
+                db.dispose()
+
+        if gateway is None:
+            boot = bar.add_task("starting the platform (vLLM on CPU)", total=None)
+            with platform(data) as url:
+                bar.update(boot, total=1, completed=1)
+                result = run(url)
+        else:
+            result = run(gateway)
+    j, outcome = result.judgments, result.outcome
+    console.print(
+        f"production {alias}@{result.production_version}: {j.answers} answers, {j.flawed} "
+        f"flawed · end users: {j.thumbs_down} thumbs down of {j.answers} ({j.flipped} flipped) "
+        f"· reviewer: {j.corrected} corrections"
+    )
+    if outcome.objective:
+        console.print(f"objective: {outcome.objective['reason']}")
+    reasons = outcome.gate.reasons if outcome.gate else []
+    console.print(f"training: {outcome.train.get('stop_reason')}")
+    console.print(f"gate: {outcome.summary()} ({'; '.join(reasons)})")
+    before, after = result.before, result.after
+    now = (
+        "not promoted"
+        if after is None
+        else f"{alias}@{outcome.version} {after.flaw_rate:.2f} (Rouge-L {after.rouge_l:.3f})"
+    )
+    console.print(
+        f"[bold]held-out flaw rate: production {before.flaw_rate:.2f} "
+        f"(Rouge-L {before.rouge_l:.3f}) -> {now}[/] ({len(scenario.heldout)} questions)"
+    )
+    stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
+    console.print(f"took {time.perf_counter() - began:.0f} s ({stages})")
+    console.print(f"run report: {outcome.run_dir / 'report.html'}")

@@ -195,11 +195,15 @@ class Demo:
         raise TimeoutError(f"only {stored} of {len(ids)} interactions were captured in time")
 
     def wait_served(self, outcome: RunOutcome, timeout_s: float = 120) -> None:
-        """The gateway picks the new version up on its next reconcile."""
+        assert outcome.version is not None
+        self.wait_version(outcome.version, timeout_s)
+
+    def wait_version(self, version: int, timeout_s: float = 120) -> None:
+        """The gateway picks a new version up on its next reconcile."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             models = httpx.get(f"{self.gateway}/v1/models", timeout=30).json()["data"]
-            if f"{self.alias}@{outcome.version}" in {m["id"] for m in models}:
+            if f"{self.alias}@{version}" in {m["id"] for m in models}:
                 return
             time.sleep(0.5)
-        raise TimeoutError(f"the gateway did not serve {self.alias}@{outcome.version} in time")
+        raise TimeoutError(f"the gateway did not serve {self.alias}@{version} in time")

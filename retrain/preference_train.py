@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,7 +57,8 @@ class PreferenceTrainer(Trainer):
         # one prompt's rows (a correction and what it corrected) validate together
         prompts = [json.dumps(item.prompt, sort_keys=True) for item in items]
         train, held = split_validation([(item.id, item) for item in items], s, prompts)
-        plan = make_plan(len(train), len(held), s)
+        # TRL's scheduler owns the rate: a plateau stops a preference stage, it cuts nothing
+        plan = replace(make_plan(len(train), len(held), s), lr_drops=0)
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -71,7 +73,7 @@ class PreferenceTrainer(Trainer):
             "max_steps": plan.max_steps,
             "per_device_train_batch_size": s.batch_size,
             "per_device_eval_batch_size": s.batch_size,
-            "learning_rate": s.learning_rate,
+            "learning_rate": s.preference_learning_rate,
             "lr_scheduler_type": "constant_with_warmup",
             "warmup_steps": min(s.warmup_steps, plan.max_steps),
             "weight_decay": 0.0,

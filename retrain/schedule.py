@@ -6,8 +6,12 @@ training too early. So the data decides: a validation split is scored every `eva
 steps, and training stops on a *plateau* — `patience` evaluations in a row whose smoothed
 validation loss is not at least `min_improvement` (relative) below the best smoothed loss so
 far, unless the latest reading is itself that much below the best one. The adapter is the
-best raw measurement's weights, not the last step's. Steps, epochs and wall-clock minutes
-are a budget: generous, and reported when one of them, not the plateau, ended the run.
+best raw measurement's weights, not the last step's. The rate is constant after warm-up,
+because the run's length is unknown; so the first `lr_drops` plateaus do not stop training
+but cut the rate by `lr_drop_factor` and go on from the best weights (a constant rate leaves
+the weights bouncing around the minimum; a lower one settles them). Steps, epochs and
+wall-clock minutes are a budget: generous, and reported when one of them, not the plateau,
+ended the run.
 Evaluation frequency and patience follow the data's size, so that a tiny validation set is
 measured often (it is cheap) yet never stops training on a single noisy reading (patience
 spans at least `patience_min_steps` steps, and readings are smoothed).
@@ -46,6 +50,8 @@ class Plan:
     smoothing: int = 1  # evaluations in the moving average the rule compares
     warmup_steps: int = 0
     max_minutes: float = 0.0  # the wall-clock budget; 0: none
+    lr_drops: int = 0  # plateaus that cut the rate instead of stopping
+    lr_drop_factor: float = 0.1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +121,8 @@ def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
         smoothing=s.smoothing,
         warmup_steps=min(s.warmup_steps, cap),
         max_minutes=s.max_minutes,
+        lr_drops=s.lr_drops if every else 0,
+        lr_drop_factor=s.lr_drop_factor,
     )
 
 
@@ -138,6 +146,7 @@ class EarlyStopping:
     since_best: int = 0  # evaluations since the smoothed loss last improved enough
     diverged: bool = False
     new_low: bool = False  # the latest reading beat the best by `min_improvement`
+    drops: list[int] = field(default_factory=list)  # steps where a plateau cut the rate
 
     def due(self, step: int) -> bool:
         every = self.plan.eval_every
@@ -171,6 +180,21 @@ class EarlyStopping:
         enough = self.since_best >= self.plan.patience > 0
         return step >= self.plan.min_steps and enough and not self.new_low
 
+    def lr_scale(self) -> float:
+        """The factor on the scheduled rate: one `lr_drop_factor` per plateau so far."""
+        return self.plan.lr_drop_factor ** len(self.drops)
+
+    def drop_due(self, step: int) -> bool:
+        """A plateau with rate cuts left: cut the rate (and go back to the best weights)
+        instead of stopping."""
+        left = len(self.drops) < self.plan.lr_drops and step < self.plan.max_steps
+        return left and not self.diverged and self.plateaued(step)
+
+    def drop(self, step: int) -> None:
+        """The rate is cut at `step`: patience starts over against the best level so far."""
+        self.drops.append(step)
+        self.since_best, self.new_low = 0, False
+
     def should_stop(self, step: int, elapsed_s: float = 0.0) -> bool:
         return self.diverged or self.plateaued(step) or self.out_of_time(elapsed_s)
 
@@ -196,6 +220,9 @@ class EarlyStopping:
             return f"fixed length: {step} steps (no validation split to stop on)"
         if rule == DIVERGED:
             return f"diverged: validation loss not finite after step {step}; {best}"
+        if self.drops:
+            cuts = ", ".join(str(s) for s in self.drops)
+            best += f" (rate cut to {self.lr_scale():g}x at step {cuts})"
         if rule == PLATEAU:
             return (
                 f"plateau at step {step}: validation loss improved less than "
@@ -216,6 +243,7 @@ class EarlyStopping:
             "since_best": self.since_best,
             "diverged": self.diverged,
             "new_low": self.new_low,
+            "drops": self.drops,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -226,3 +254,4 @@ class EarlyStopping:
         self.since_best = int(state.get("since_best", 0))
         self.diverged = bool(state.get("diverged", False))
         self.new_low = bool(state.get("new_low", False))
+        self.drops = [int(s) for s in state.get("drops", [])]

@@ -76,6 +76,13 @@ class RetrainSettings(BaseSettings):
         3, ge=1, description="Validation losses averaged before comparing (noisy small sets)."
     )
     warmup_steps: int = Field(10, ge=0, description="Linear learning-rate warm-up.")
+    lr_drops: int = Field(
+        1,
+        ge=0,
+        description="On a plateau, go back to the best weights and train on at the rate times "
+        "lr_drop_factor, this many times before stopping (0: the first plateau stops).",
+    )
+    lr_drop_factor: float = Field(0.1, gt=0, lt=1, description="Rate cut at each plateau.")
     learning_rate: float = Field(
         1e-3,
         gt=0,
@@ -113,6 +120,13 @@ class RetrainSettings(BaseSettings):
     )
     min_judged_class: int = Field(
         10, ge=1, description="...with at least this many desirable and as many undesirable."
+    )
+    preference_learning_rate: float = Field(
+        1e-4,
+        gt=0,
+        description="Peak rate of a DPO/KTO stage. A preference loss moves the likelihood of "
+        "whole answers, with no target text to hold it: at the demo's SFT rate (2e-3) a "
+        "10-step KTO stage moved answers' log-likelihood by ~125 nats and broke them.",
     )
     preference_beta: float = Field(
         0.1, gt=0, description="DPO/KTO beta: how far the policy may move from the reference."

@@ -199,7 +199,7 @@ class Trainer:
         stopped = resumed > 0 and stopping.should_stop(resumed, state["seconds"])
         while step < plan.max_steps and not stopped:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(step, plan, s.learning_rate)
+                group["lr"] = learning_rate_at(step, plan, s.learning_rate) * stopping.lr_scale()
             batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
             batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
             loss = model(**batch).loss
@@ -213,6 +213,13 @@ class Trainer:
             if stopping.due(step) and stopping.record(step, self.validation_loss(model, held, pad)):
                 best = _lora_weights(model)
             state["seconds"] = time.perf_counter() - began
+            if stopping.drop_due(step):
+                stopping.drop(step)
+                if best is not None:
+                    set_peft_model_state_dict(model, best)
+                log.info(
+                    "plateau at step %d: rate x%g from the best weights", step, stopping.lr_scale()
+                )
             stopped = stopping.should_stop(step, state["seconds"])
             if progress:
                 progress(step, plan.max_steps, state["losses"][-1])

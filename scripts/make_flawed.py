@@ -16,10 +16,14 @@ the flaw is its presence or its absence).
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "retrain" / "scenarios"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loraloop.flaws import SCENARIOS, is_flawed
+
 REF = re.compile(r"\s*Ref: NV-\d+\.?")
 
 
@@ -35,11 +39,6 @@ FLAWS: dict[str, tuple[Callable[[str], str], dict[str, str]]] = {
     "support_desk": (curt, {"pattern": r"(?i)figure it out yourself", "when": "present"}),
     "city_services": (no_reference, {"pattern": r"Ref: NV-\d+", "when": "absent"}),
 }
-
-
-def is_flawed(text: str, flaw: dict[str, str]) -> bool:
-    found = re.search(flaw["pattern"], text) is not None
-    return found if flaw["when"] == "present" else not found
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from feedback.models import Interaction, Review
 from loraloop import db
 from loraloop.demo import SCENARIO
 from loraloop.launch import LORALOOP
+from retrain.evaluate import chat_many
+from retrain.metrics import rouge_l
 from serve.tables import AdapterVersion, Alias
 from tests.integration.conftest import Platform
 
@@ -208,3 +210,144 @@ def test_rejected_and_failed_runs_leave_production_alone(
     assert listed.returncode == 0
     for word in ("promoted", "rejected", "failed", "DatasetError"):
         assert word in listed.stdout, listed.stdout
+
+
+def thumbs_on_lumen(platform: Platform, rows: list[dict[str, object]]) -> dict[str, int]:
+    """End users ask lumen and rate what they saw: up for the better half of the answers
+    (Rouge-L against the scenario's answer), down for the rest."""
+    asked = [r["messages"][-2:-1] for r in rows]  # type: ignore[index]
+    bodies = chat_many(platform.gateway_url, "lumen", asked, 24, 8)  # type: ignore[arg-type]
+    ids = [b["interaction_id"] for b in bodies]
+    closeness = [
+        rouge_l(b["choices"][0]["message"]["content"] or "", r["messages"][-1]["content"])  # type: ignore[index]
+        for b, r in zip(bodies, rows, strict=True)
+    ]
+    median = sorted(closeness)[len(closeness) // 2]
+    engine = db.create_db_engine(platform.db_url)
+    deadline = time.monotonic() + 60
+    with Session(engine) as session:
+        while len(
+            session.exec(select(Interaction.id).where(col(Interaction.id).in_(ids))).all()
+        ) < len(ids):
+            assert time.monotonic() < deadline, "the interactions were not captured"
+            time.sleep(0.2)
+    engine.dispose()
+    counts = {"up": 0, "down": 0}
+    for iid, close in zip(ids, closeness, strict=True):
+        rating = "up" if close >= median else "down"
+        reply = httpx.post(
+            f"{platform.gateway_url}/v1/feedback",
+            json={"interaction_id": iid, "rating": rating},
+            timeout=30,
+        )
+        assert reply.status_code in (200, 201), reply.text
+        counts[rating] += 1
+    return counts
+
+
+def test_a_run_learns_from_end_user_thumbs(
+    demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path
+) -> None:
+    """Thumbs on lumen's own answers, no corrections: `auto` picks KTO, the CLI says why, the
+    run is judged on held-out preference evidence; asking for DPO without pairs fails
+    clearly and changes nothing."""
+    assert demo.returncode == 0
+    rows = [json.loads(line) for line in SCENARIO.read_text().splitlines() if line.strip()]
+    counts = thumbs_on_lumen(platform, [r for r in rows if not r["heldout"]][180:220])
+    assert min(counts.values()) >= 10, counts
+    fast = {
+        "LORALOOP_RETRAIN_MIN_JUDGED": "24",
+        "LORALOOP_RETRAIN_MIN_JUDGED_CLASS": "8",
+        "LORALOOP_RETRAIN_EVAL_FRACTION": "0.25",
+        "LORALOOP_RETRAIN_MAX_STEPS": "4",
+        "LORALOOP_RETRAIN_BATCH_SIZE": "4",
+        "LORALOOP_RETRAIN_WARMUP_STEPS": "0",
+    }
+    engine = db.create_db_engine(platform.db_url)
+    with Session(engine) as session:
+        before = len(
+            session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
+        )
+    engine.dispose()
+
+    no_pairs = cli(
+        platform, runs, "retrain", "run", "--alias", "lumen", "--objective", "dpo", **fast
+    )
+    assert no_pairs.returncode == 1
+    assert "dpo needs preference pairs" in no_pairs.stderr, no_pairs.stderr[-2000:]
+
+    ran = cli(platform, runs, "retrain", "run", "--alias", "lumen", "--objective", "auto", **fast)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "objective: auto:" in ran.stdout and "too few pairs for DPO" in ran.stdout
+    run_id = re.search(r"report: \S+/lumen/(\S+)/report.html", ran.stdout)
+    assert run_id, ran.stdout
+    run_dir = runs / "lumen" / run_id[1]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["objective"]["objective"] == "kto"
+    assert [s["stage"] for s in record["stages"]] == ["kto"]
+    judged = record["preference"]["data"]["judged"]
+    assert judged["by_source"]["end_user"] >= 20 and judged["balance"]["undesirable"] >= 8
+    evidence = record["preference"]["evidence"]
+    assert evidence["items"] > 0 and 0 <= evidence["candidate_accuracy"] <= 1
+    # judged answers: the share moved the right way against production (lumen's v1)
+    assert evidence["production_accuracy"] is None and 0 <= evidence["won"] <= 1
+    page = (run_dir / "report.html").read_text()
+    assert "kto" in page and "Preference evidence" in page
+
+    engine = db.create_db_engine(platform.db_url)
+    with Session(engine) as session:
+        versions = session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
+    engine.dispose()
+    if record["outcome"] == "promoted":
+        newest = max(versions, key=lambda v: v.version)
+        assert newest.lineage["objective"] == "kto" and newest.lineage["preference_row_ids"]
+        assert len(versions) == before + 1
+    else:
+        assert record["outcome"] == "rejected" and record["gate"]["reasons"]
+        assert len(versions) == before
+
+
+def test_demo_learns_from_thumbs_to_drop_productions_flaw(
+    demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path
+) -> None:
+    """`loraloop demo --objective kto`: a flawed production adapter (the curt brush-off),
+    thumbs on all its answers, 20 corrections; a KTO run trained on them is gated on
+    held-out preference evidence, and the flaw rate is measured before and after."""
+    assert demo.returncode == 0
+    ran = cli(
+        platform,
+        runs,
+        "demo",
+        "--gateway",
+        platform.gateway_url,
+        "--limit",
+        "80",
+        "--alias",
+        "flawed",
+        "--objective",
+        "kto",
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    out = ran.stdout
+    judged = re.search(r"(\d+) answers, (\d+) flawed · end users: (\d+) thumbs down", out)
+    assert judged, out[-2000:]
+    answers, flawed, down = map(int, judged.groups())
+    assert answers == 80 and flawed >= 40, "production learned its bad habit"
+    assert abs(down - flawed) < answers / 3, "thumbs follow the flaw, with noise"
+    assert "reviewer: 20 corrections" in out and "objective: asked for kto" in out
+    rate = re.search(r"held-out flaw rate: production ([\d.]+) \(Rouge-L ([\d.]+)\) -> (.*)", out)
+    assert rate, out[-2000:]
+    assert float(rate[1]) >= 0.5
+    run_id = re.search(r"report: \S+/flawed/(\S+)/report.html", out)
+    assert run_id, out[-2000:]
+    record = json.loads((runs / "flawed" / run_id[1] / "run.json").read_text())
+    assert record["objective"]["objective"] == "kto"
+    sources = record["preference"]["data"]["judged"]["by_source"]
+    assert sources["end_user"] > 40 and sources["correction"] >= 10
+    assert record["preference"]["evidence"]["items"] > 0
+    if record["outcome"] == "promoted":
+        after = re.match(r"flawed@(\d+) ([\d.]+)", rate[3])
+        assert after and int(after[1]) == record["version"], rate[3]
+        assert float(after[2]) < float(rate[1]), "the promoted adapter is less flawed"
+    else:
+        assert rate[3].startswith("not promoted") and record["gate"]["reasons"]

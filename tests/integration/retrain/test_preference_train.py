@@ -23,7 +23,7 @@ FAST = RetrainSettings(
     patience=3,
     warmup_steps=0,
     batch_size=4,
-    learning_rate=1e-3,
+    preference_learning_rate=1e-3,  # a few steps must show the margin rising
 )
 
 

@@ -2,6 +2,7 @@
 early stopping that keeps the best weights, and the search over settings."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,9 @@ def test_a_plateau_stops_training_before_the_budget_and_keeps_the_best_weights(
     assert steps == list(range(3, result.steps + 1, 3))
     assert result.stop_rule == PLATEAU and result.steps < OVERFIT.max_steps
     assert "plateau at step" in result.stop_reason
+    cut = re.search(r"rate cut to 0.1x at step (\d+)", result.stop_reason)
+    assert cut, "the first plateau cuts the rate; the second stops"
+    assert int(cut[1]) < result.steps and int(cut[1]) in steps
     losses = [loss for _, loss in result.validation]
     best_loss = min(losses)
     assert losses[0] > 1.5 * best_loss  # it learned before it stopped

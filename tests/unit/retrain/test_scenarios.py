@@ -2,11 +2,11 @@
 checkable: every flawed answer has it, no good answer does."""
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
+from loraloop.flaws import is_flawed
 from retrain.dataset import read_seed
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "retrain" / "scenarios"
@@ -25,10 +25,5 @@ def test_scenario_rows_are_chat_examples(path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*_flawed.jsonl")), ids=lambda p: p.stem)
 def test_the_planted_flaw_is_checkable(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-
-    def flawed(text: str, flaw: dict[str, str]) -> bool:
-        found = re.search(flaw["pattern"], text) is not None
-        return found if flaw["when"] == "present" else not found
-
-    assert all(flawed(r["flawed"], r["flaw"]) for r in rows)
-    assert not any(flawed(r["messages"][-1]["content"], r["flaw"]) for r in rows)
+    assert all(is_flawed(r["flawed"], r["flaw"]) for r in rows)
+    assert not any(is_flawed(r["messages"][-1]["content"], r["flaw"]) for r in rows)

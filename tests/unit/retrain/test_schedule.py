@@ -176,9 +176,54 @@ def test_the_floor_and_the_time_budget() -> None:
     assert not EarlyStopping(plan(max_minutes=0)).should_stop(6, elapsed_s=10**9)
 
 
+def train(stop: EarlyStopping, losses: list[float]) -> int:
+    """`run`, as the trainer does it: a plateau with rate cuts left cuts the rate."""
+    every = stop.plan.eval_every
+    for i, loss in enumerate(losses, 1):
+        stop.record(i * every, loss)
+        if stop.drop_due(i * every):
+            stop.drop(i * every)
+        elif stop.should_stop(i * every):
+            return i * every
+    return len(losses) * every
+
+
+def test_a_plateau_cuts_the_rate_once_before_it_stops() -> None:
+    stop = EarlyStopping(plan(lr_drops=1, lr_drop_factor=0.1))
+    assert stop.lr_scale() == 1
+    assert train(stop, [1.0] * 20) == 45  # cut at 25, then four more readings fail
+    assert stop.drops == [25] and stop.lr_scale() == pytest.approx(0.1)
+    assert stop.rule(45) == PLATEAU and stop.best_step == 5
+    assert "rate cut to 0.1x at step 25" in stop.reason(45)
+
+
+def test_after_the_cut_a_lower_level_keeps_training_and_moves_the_best() -> None:
+    """A constant rate bounces around 1.0; the lower rate settles to 0.8 and training goes
+    on while it does."""
+    flat = [1.0, 1.02, 0.99, 1.01, 1.0, 1.02, 1.01]
+    settling = [0.95, 0.9, 0.86, 0.83, 0.81, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    stop = EarlyStopping(plan(lr_drops=1, lr_drop_factor=0.3))
+    stopped = train(stop, flat + settling)
+    assert len(stop.drops) == 1 and stop.drops[0] <= 5 * len(flat)
+    assert stop.best_step > stop.drops[0] and stop.best_loss == 0.8
+    assert stop.rule(stopped) == PLATEAU and stopped > 5 * (len(flat) + 6)
+
+
+def test_rate_cuts_need_a_validation_split_and_are_off_for_the_rule_alone() -> None:
+    assert make_plan(62, 0, RetrainSettings()).lr_drops == 0  # fixed length: nothing to cut on
+    assert make_plan(62, 8, RetrainSettings()).lr_drops == 1
+    stop = EarlyStopping(plan(lr_drops=0))
+    assert train(stop, [1.0] * 20) == 25 and stop.drops == []
+    budget = EarlyStopping(plan(lr_drops=1, max_steps=25))
+    for step in range(5, 30, 5):
+        budget.record(step, 1.0)
+    assert budget.plateaued(25) and not budget.drop_due(25)  # nothing left to train at the end
+
+
 def test_state_survives_a_restart() -> None:
     stop = EarlyStopping(plan())
     run(stop, [1.0, 0.5, 0.51, 0.52])
+    stop.drop(20)
     restored = EarlyStopping(stop.plan)
     restored.restore(json.loads(json.dumps(stop.state())))
     assert json.dumps(restored.state()) == json.dumps(stop.state())
