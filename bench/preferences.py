@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import platform
 from feedback.signals import Thresholds
 from loraloop.db import create_db_engine
+from loraloop.demo_preferences import promote_by_hand
 from loraloop.flaws import flaw_rate, good_answer, habits, judge, load_flawed
 from retrain.dataset import Example, from_feedback
-from retrain.evaluate import Evaluator
+from retrain.evaluate import Evaluator, chat_many
 from retrain.metrics import score
 from retrain.preference_data import judged_from_feedback, pairs_from_feedback
 from retrain.preference_train import PreferenceTrainer
@@ -58,29 +59,17 @@ def production(model_dir: Path, rows: list[dict[str, Any]], share: float, work: 
 
 def serve(client: httpx.Client, store: Path, alias: str, adapter: Path) -> None:
     shutil.copytree(adapter, store / alias)
-    client.post(
-        "/admin/adapters", json={"name": alias, "path": str(store / alias)}
-    ).raise_for_status()
-    client.post(f"/admin/aliases/{alias}/promote", json={"version": 1}).raise_for_status()
+    promote_by_hand(client, alias, store / alias)
 
 
-def traffic(client: httpx.Client, alias: str, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(interaction id, answer) for every question, asked through the gateway."""
-    out = []
-    for row in rows:
-        body = {"model": alias, "messages": row["messages"][:1], "temperature": 0, "max_tokens": 64}
-        reply = client.post("/v1/chat/completions", json=body)
-        reply.raise_for_status()
-        data = reply.json()
-        out.append((data["interaction_id"], data["choices"][0]["message"]["content"] or ""))
-    return out
+def traffic(url: str, alias: str, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(interaction id, answer) for every question, asked through the gateway (greedy)."""
+    bodies = chat_many(url, alias, [r["messages"][:1] for r in rows], 64, 16)
+    return [(b["interaction_id"], b["choices"][0]["message"]["content"] or "") for b in bodies]
 
 
 def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dict[str, float]:
-    items = [
-        Example(f"h{i}", (*r["messages"][:-1], r["messages"][-1]), "seed")
-        for i, r in enumerate(held)
-    ]
+    items = [Example(f"h{i}", tuple(r["messages"]), "seed") for i, r in enumerate(held)]
     answers = evaluator.answers(model, items)
     rouge = score(answers, [good_answer(r) for r in held], ["rouge_l"])["rouge_l"]
     return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge}
@@ -142,7 +131,7 @@ def main() -> None:
             adapter = production(model_dir, train_rows, args.flawed_share, work)
             alias = name.replace("_", "-")
             serve(client, running.adapter_store, alias, adapter)
-            answers = traffic(client, alias, train_rows)
+            answers = traffic(running.gateway, alias, train_rows)
             counts = judge(client, train_rows, answers, args.flip, args.corrections).as_dict()
             print(f"{name}: {len(answers)} answers, {counts}", flush=True)
             evaluator.load(f"{alias}-production", adapter)

@@ -41,6 +41,11 @@ DOMAINS = ["support_desk", "city_services", "it_helpdesk"]
 VARIANTS: dict[str, dict[str, Any]] = {"constant": {"lr_drops": 0}}
 
 
+def variant(config: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Today's defaults (with `--set`), as the named variant changes them."""
+    return overrides | VARIANTS.get(config, {})
+
+
 def issue11(examples: int) -> dict[str, Any]:
     """Issue 11's defaults, reproduced exactly: at least 120 steps and at most 8 epochs of
     them (3,000 at most), validation once per epoch (5 to 200 steps), patience 3 with no
@@ -144,7 +149,7 @@ def main() -> None:
             for rate in args.learning_rates:
                 configs[f"lr {rate:g}"] = overrides | {"learning_rate": rate}
         elif config != "issue11":
-            configs[config] = overrides | VARIANTS.get(config, {})
+            configs[config] = variant(config, overrides)
     rows: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(
@@ -170,7 +175,7 @@ def main() -> None:
             settings = (
                 issue11(len(data))
                 if config == "issue11"
-                else configs.get(config, overrides | VARIANTS.get(config, {}))
+                else configs.get(config, variant(config, overrides))
             )
             settings = settings | {"seed": int(seed)}  # the training seed; the sample stays
             row = train_and_score(model_dir, evaluator, name, data, held, settings, Path(tmp))

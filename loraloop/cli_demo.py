@@ -5,12 +5,13 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
+from rich.progress import Progress as Bars
 
 from loraloop.cli_retrain import Objective
 from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
@@ -21,6 +22,7 @@ from loraloop.flaws import SCENARIOS
 from loraloop.launch import PlatformError, free_port, launch
 from loraloop.settings import Settings, get_settings
 
+T = TypeVar("T")
 BOOT_TIMEOUT_S = 900
 FLAWED = SCENARIOS / "support_desk_flawed.jsonl"
 
@@ -82,15 +84,11 @@ def demo(
         data.mkdir(parents=True)
         os.environ.update(demo_env(data.resolve()))
     settings = get_settings()
-    tuned = {
-        k: v
-        for k, v in RETRAIN_OVERRIDES.items()
-        if f"LORALOOP_RETRAIN_{k.upper()}" not in os.environ
-    }
+    wanted = RETRAIN_OVERRIDES | (
+        {} if objective is None else PREFERENCE_OVERRIDES | {"objective": objective.value}
+    )
+    tuned = {k: v for k, v in wanted.items() if f"LORALOOP_RETRAIN_{k.upper()}" not in os.environ}
     settings.retrain = settings.retrain.model_copy(update=tuned)
-    if objective is not None:
-        extra = PREFERENCE_OVERRIDES | {"objective": objective.value}
-        settings.retrain = settings.retrain.model_copy(update=extra)
     console.print(
         f"support-desk scenario{' with a flawed production adapter' if objective else ''}: "
         f"{len(scenario.train)} questions as traffic, {len(scenario.heldout)} held out; "
@@ -104,13 +102,9 @@ def demo(
         reporter = BarReporter(bar)
         step = reporter.advance
 
-        if gateway is None:
-            boot = bar.add_task("starting the platform (vLLM on CPU)", total=None)
-            with platform(data) as url:
-                bar.update(boot, total=1, completed=1)
-                result = _run(settings, url, alias, scenario, step, reporter)
-        else:
-            result = _run(settings, gateway, alias, scenario, step, reporter)
+        result = _on_platform(
+            bar, gateway, data, lambda url: _run(settings, url, alias, scenario, step, reporter)
+        )
     outcome = result.outcome
     console.print(
         f"traffic {result.traffic} · reviews: {result.corrected} corrected, "
@@ -128,6 +122,16 @@ def demo(
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
     console.print(f"took {time.perf_counter() - began:.0f} s ({stages})")
     console.print(f"run report: {outcome.run_dir / 'report.html'}")
+
+
+def _on_platform(bar: Bars, gateway: str | None, data: Path, run: Callable[[str], T]) -> T:
+    """`run` against the given gateway, else against a platform of the demo's own."""
+    if gateway is not None:
+        return run(gateway)
+    boot = bar.add_task("starting the platform (vLLM on CPU)", total=None)
+    with platform(data) as url:
+        bar.update(boot, total=1, completed=1)
+        return run(url)
 
 
 def _run(
@@ -160,13 +164,7 @@ def _flawed(
             finally:
                 db.dispose()
 
-        if gateway is None:
-            boot = bar.add_task("starting the platform (vLLM on CPU)", total=None)
-            with platform(data) as url:
-                bar.update(boot, total=1, completed=1)
-                result = run(url)
-        else:
-            result = run(gateway)
+        result = _on_platform(bar, gateway, data, run)
     j, outcome = result.judgments, result.outcome
     console.print(
         f"production {alias}@{result.production_version}: {j.answers} answers, {j.flawed} "

@@ -120,7 +120,7 @@ class Demo:
         after = None
         with timed(seconds, "after"):
             if outcome.version is not None:
-                self.wait_served(outcome)
+                self.wait_version(outcome.version)
                 after = self.heldout_rouge(self.alias, scenario, "held-out, adapter", progress)
         seconds["total"] = time.perf_counter() - began
         return DemoResult(
@@ -193,10 +193,6 @@ class Demo:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"only {stored} of {len(ids)} interactions were captured in time")
-
-    def wait_served(self, outcome: RunOutcome, timeout_s: float = 120) -> None:
-        assert outcome.version is not None
-        self.wait_version(outcome.version, timeout_s)
 
     def wait_version(self, version: int, timeout_s: float = 120) -> None:
         """The gateway picks a new version up on its next reconcile."""

@@ -12,6 +12,7 @@ again: the flaw rate before and after is the demo's result.
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +49,16 @@ class PreferenceDemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def promote_by_hand(client: httpx.Client, alias: str, path: Path) -> int:
+    """Register adapter files in the store as the alias's next version and promote it,
+    through the admin API, as an operator would; the version."""
+    registered = client.post("/admin/adapters", json={"name": alias, "path": str(path)})
+    registered.raise_for_status()
+    version = int(registered.json()["version"])
+    client.post(f"/admin/aliases/{alias}/promote", json={"version": version}).raise_for_status()
+    return version
+
+
 class PreferenceDemo(Demo):
     def run_flawed(
         self,
@@ -72,7 +83,7 @@ class PreferenceDemo(Demo):
         after = None
         with timed(seconds, "after"):
             if outcome.version is not None:
-                self.wait_served(outcome)
+                self.wait_version(outcome.version)
                 after = self.held_out(held, "held-out, retrained", progress)
         seconds["total"] = time.perf_counter() - began
         return PreferenceDemoResult(self.alias, version, judgments, before, after, outcome, seconds)
@@ -95,15 +106,7 @@ class PreferenceDemo(Demo):
         store = self.settings.serve.adapter_store / self.alias / "production"
         shutil.copytree(result.adapter_dir, store, dirs_exist_ok=True)
         with httpx.Client(base_url=self.gateway, timeout=60) as client:
-            registered = client.post(
-                "/admin/adapters", json={"name": self.alias, "path": str(store)}
-            )
-            registered.raise_for_status()
-            version = int(registered.json()["version"])
-            promoted = client.post(
-                f"/admin/aliases/{self.alias}/promote", json={"version": version}
-            )
-            promoted.raise_for_status()
+            version = promote_by_hand(client, self.alias, store)
         self.wait_version(version)
         return version
 
