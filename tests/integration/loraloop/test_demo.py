@@ -183,7 +183,9 @@ def test_rejected_and_failed_runs_leave_production_alone(
     agreement = record["judge"]["human_agreement"]
     assert agreement["pairs"] == 1 and agreement["agreed"] + agreement["ties"] <= 1
     assert record["judge"]["rubric"].startswith("judge-pairwise@")  # the synced template
-    assert record["train"]["plan"]["validation_examples"] == 8 and record["validation"]
+    plan = record["train"]["plan"]
+    # at least the 8-example floor; whole answer groups may add a few, never half the data
+    assert 8 <= plan["validation_examples"] < plan["train_examples"] and record["validation"]
     page = (runs / "lumen" / run_id[1] / "report.html").read_text()
     for words in ("Slices (rouge_l)", "LLM judge", "Agreement with reviewers", "golden (6 items)"):
         assert words in page
