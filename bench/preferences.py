@@ -13,13 +13,17 @@ brush-off, city services without its reference code):
 4. each objective trains on what was captured, the way a run would read it (the exports),
    and answers the held-out questions through the real engine (greedy): the flaw rate and
    Rouge-L against the good answers are printed against production's, one table.
+   `seed+sft`, `seed+sft+kto`: SFT also reads production's own training data, flawed
+   answers included, as a run given it as a seed file does.
 
     .venv/bin/python bench/preferences.py [--scenarios support_desk city_services]
-        [--objectives sft dpo kto sft+kto] [--flip 0.12] [--corrections 20] [--out rows.json]
+        [--objectives sft dpo kto sft+kto] [--flip 0.12] [--corrections 20] [--questions 120]
+        [--out rows.json]
 """
 
 import argparse
 import json
+import math
 import random
 import shutil
 import sys
@@ -49,12 +53,11 @@ from serve.settings import ModelSettings
 
 
 def production(model_dir: Path, rows: list[dict[str, Any]], share: float, work: Path) -> Path:
-    """SFT on the scenario with `share` of the answers flawed: production's habits."""
-    return (
-        Trainer(model_dir, RetrainSettings(), work / "production")
-        .train(habits(rows, share))
-        .adapter_dir
-    )
+    """SFT on the scenario with `share` of the answers flawed: production's habits, learned
+    in a fixed three passes (its quality is the starting point, not what is measured)."""
+    steps = 3 * math.ceil(len(rows) / RetrainSettings().batch_size)
+    settings = RetrainSettings(validation_fraction=0, fixed_steps=steps)
+    return Trainer(model_dir, settings, work / "production").train(habits(rows, share)).adapter_dir
 
 
 def serve(client: httpx.Client, store: Path, alias: str, adapter: Path) -> None:
@@ -76,9 +79,11 @@ def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dic
 
 
 def train(
-    objective: str, model_dir: Path, db_url: str, alias: str, work: Path
+    objective: str, model_dir: Path, db_url: str, alias: str, work: Path, seed: list[Example]
 ) -> tuple[Path, float]:
-    """One objective on what was captured, read through the exports a run reads."""
+    """One objective on what was captured, read through the exports a run reads; a `seed+`
+    objective's SFT also reads production's own training data (`seed`), as a run given it
+    as a seed file would: the flaw is then in what SFT learns, not only in what users saw."""
     engine = create_db_engine(db_url)
     with Session(engine) as session:
         corrected = from_feedback(session, alias, 4)
@@ -88,6 +93,8 @@ def train(
     settings = RetrainSettings()
     began = time.perf_counter()
     start = None
+    if objective.startswith("seed+"):
+        corrected = corrected + seed
     if "sft" in objective:
         start = Trainer(model_dir, settings, work / "sft").train(corrected).adapter_dir
     kind = objective.split("+")[-1]
@@ -140,7 +147,10 @@ def main() -> None:
             rows_out.append({"scenario": name, "objective": "production", **base, **counts})
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
             for objective in args.objectives:
-                path, seconds = train(objective, model_dir, running.db_url, alias, work / objective)
+                seed = habits(train_rows, args.flawed_share)
+                path, seconds = train(
+                    objective, model_dir, running.db_url, alias, work / objective, seed
+                )
                 engine_name = f"{alias}-{objective.replace('+', '-')}"
                 evaluator.load(engine_name, path)
                 result = measure(evaluator, engine_name, held)

@@ -5,7 +5,9 @@ fraction of one), and a step cap that is reached while the validation loss still
 training too early. So the data decides: a validation split is scored every `eval_every`
 steps, and training stops on a *plateau* — `patience` evaluations in a row whose smoothed
 validation loss is not at least `min_improvement` (relative) below the best smoothed loss so
-far, unless the latest reading is itself that much below the best one. The adapter is the
+far (and at least `min_delta` nats: a loss that slides geometrically towards zero, as a
+preference loss does once the held-out pairs are separated, improves by 1 % forever), unless
+the latest reading is itself that much below the best one. The adapter is the
 best raw measurement's weights, not the last step's. The rate is constant after warm-up,
 because the run's length is unknown; so the first `lr_drops` plateaus do not stop training
 but cut the rate by `lr_drop_factor` and go on from the best weights (a constant rate leaves
@@ -47,6 +49,7 @@ class Plan:
     eval_every: int  # steps between validation losses; 0: no validation, fixed length
     patience: int  # evaluations without a significant improvement before stopping
     min_improvement: float = 0.0  # relative drop of the smoothed loss that counts
+    min_delta: float = 0.0  # ...and the least absolute drop (nats) that counts
     smoothing: int = 1  # evaluations in the moving average the rule compares
     warmup_steps: int = 0
     max_minutes: float = 0.0  # the wall-clock budget; 0: none
@@ -118,6 +121,7 @@ def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
         eval_every=every,
         patience=patience,
         min_improvement=s.min_improvement,
+        min_delta=s.min_delta,
         smoothing=s.smoothing,
         warmup_steps=min(s.warmup_steps, cap),
         max_minutes=s.max_minutes,
@@ -156,6 +160,11 @@ class EarlyStopping:
         window = [loss for _, loss in self.curve[-max(1, self.plan.smoothing) :]]
         return sum(window) / len(window)
 
+    def below(self, level: float) -> float:
+        """What a loss must be under to count as an improvement on `level`."""
+        p = self.plan
+        return min(level * (1 - p.min_improvement), level - p.min_delta)
+
     def record(self, step: int, loss: float) -> bool:
         """Add a measurement; True when it is the lowest so far (keep these weights)."""
         if not math.isfinite(loss):
@@ -163,11 +172,11 @@ class EarlyStopping:
             return False
         self.curve.append((step, round(loss, 6)))
         level = self.smoothed()
-        if level < self.reference * (1 - self.plan.min_improvement):
+        if level < self.below(self.reference):
             self.reference, self.since_best = level, 0
         else:
             self.since_best += 1
-        self.new_low = loss < self.best_loss * (1 - self.plan.min_improvement)
+        self.new_low = loss < self.below(self.best_loss)
         if loss < self.best_loss:
             self.best_step, self.best_loss = step, loss
             return True
@@ -226,7 +235,8 @@ class EarlyStopping:
         if rule == PLATEAU:
             return (
                 f"plateau at step {step}: validation loss improved less than "
-                f"{p.min_improvement:.0%} in {p.patience} evaluations "
+                f"{p.min_improvement:.0%}{f' (or {p.min_delta:g})' if p.min_delta else ''} "
+                f"in {p.patience} evaluations "
                 f"({p.patience * p.eval_every} steps); {best}"
             )
         trend = "still improving" if self.since_best == 0 else "levelling off"

@@ -72,6 +72,12 @@ class RetrainSettings(BaseSettings):
     min_improvement: float = Field(
         0.01, ge=0, lt=1, description="Relative drop of the validation loss that counts."
     )
+    min_delta: float = Field(
+        1e-3,
+        ge=0,
+        description="...and the least absolute drop (nats) that counts, so that a loss "
+        "sliding towards zero (separable preference pairs) still reaches a plateau.",
+    )
     smoothing: int = Field(
         3, ge=1, description="Validation losses averaged before comparing (noisy small sets)."
     )

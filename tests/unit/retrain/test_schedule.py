@@ -120,7 +120,7 @@ def test_a_flat_curve_stops_after_patience() -> None:
     stop = EarlyStopping(plan())
     assert run(stop, [1.0] * 20) == 5 * (1 + 4)  # the first sets the level, four more fail
     assert stop.rule(25) == PLATEAU and stop.best_step == 5
-    assert "plateau at step 25" in stop.reason(25) and "less than 1%" in stop.reason(25)
+    assert "plateau at step 25" in stop.reason(25) and "less than 1% (or 0.001)" in stop.reason(25)
 
 
 def test_improvements_below_the_tolerance_do_not_count() -> None:
@@ -129,8 +129,21 @@ def test_improvements_below_the_tolerance_do_not_count() -> None:
     stopped = run(stop, losses)
     assert stopped < 100 and stop.rule(stopped) == PLATEAU
     assert stop.best_step == stopped  # the weights kept are still the lowest raw loss
-    strict = EarlyStopping(plan(min_improvement=0))
+    strict = EarlyStopping(plan(min_improvement=0, min_delta=0))
     assert run(strict, losses) == 100  # without a tolerance it would never stop
+
+
+def test_a_loss_sliding_to_zero_plateaus_once_its_drops_are_negligible() -> None:
+    """A preference loss once the held-out pairs are separated: -log sigmoid(margin) falls
+    10 % a reading for ever, so a relative tolerance alone never sees a plateau."""
+    losses = [0.69 * 0.9**i for i in range(200)]
+    relative_only = EarlyStopping(plan(min_delta=0))
+    assert run(relative_only, losses) == 1000
+    stop = EarlyStopping(plan())
+    stopped = run(stop, losses)
+    assert stop.rule(stopped) == PLATEAU and stop.best_step == stopped
+    # it stops once `patience` readings together gain under a thousandth of a nat
+    assert 0.0005 < losses[stopped // 5 - 1] < 0.005 and stopped < 400
 
 
 def test_noise_on_a_falling_curve_does_not_stop_training() -> None:
