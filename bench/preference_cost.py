@@ -30,11 +30,30 @@ import torch
 
 from loraloop.flaws import good_answer, load_flawed
 from retrain.dataset import Example
-from retrain.preference_data import JudgedAnswer, PreferencePair
+from retrain.preference_data import JudgedAnswer, Preference, PreferencePair
 from retrain.preference_train import PreferenceTrainer
 from retrain.settings import RetrainSettings
 from retrain.train import Trainer
 from serve.settings import ModelSettings
+
+
+def preferences(objective: str, data: list[dict[str, Any]]) -> list[Preference]:
+    """DPO: each prompt's (good, flawed) pair; KTO: every other answer good, the rest flawed."""
+    if objective == "dpo":
+        return [
+            PreferencePair(f"p{i}", tuple(r["messages"][:-1]), good_answer(r), r["flawed"], "bench")
+            for i, r in enumerate(data)
+        ]
+    return [
+        JudgedAnswer(
+            f"k{i}",
+            tuple(r["messages"][:-1]),
+            good_answer(r) if i % 2 == 0 else r["flawed"],
+            i % 2 == 0,
+            "bench",
+        )
+        for i, r in enumerate(data)
+    ]
 
 
 def one(objective: str, scenario: str, rows: int, steps: int) -> dict[str, Any]:
@@ -46,30 +65,10 @@ def one(objective: str, scenario: str, rows: int, steps: int) -> dict[str, Any]:
         if objective == "sft":
             examples = [Example(f"s{i}", tuple(r["messages"]), "seed") for i, r in enumerate(data)]
             result = Trainer(model_dir, settings, Path(tmp)).train(examples)
-        elif objective == "dpo":
-            pairs = [
-                PreferencePair(
-                    f"p{i}", tuple(r["messages"][:-1]), good_answer(r), r["flawed"], "bench"
-                )
-                for i, r in enumerate(data)
-            ]
-            result = PreferenceTrainer(model_dir, settings, Path(tmp)).train_preferences(
-                "dpo", list(pairs)
-            )
         else:
-            judged = [
-                JudgedAnswer(
-                    f"k{i}",
-                    tuple(r["messages"][:-1]),
-                    good_answer(r) if i % 2 == 0 else r["flawed"],
-                    i % 2 == 0,
-                    "bench",
-                )
-                for i, r in enumerate(data)
-            ]
-            result = PreferenceTrainer(model_dir, settings, Path(tmp)).train_preferences(
-                "kto", list(judged)
-            )
+            items = preferences(objective, data)
+            trainer = PreferenceTrainer(model_dir, settings, Path(tmp))
+            result = trainer.train_preferences("dpo" if objective == "dpo" else "kto", items)
     if result.device == "cuda":
         peak = int(torch.cuda.max_memory_allocated())
     else:

@@ -146,8 +146,8 @@ def main() -> None:
             evaluator.unload(f"{alias}-production")
             rows_out.append({"scenario": name, "objective": "production", **base, **counts})
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
+            seed = habits(train_rows, args.flawed_share)
             for objective in args.objectives:
-                seed = habits(train_rows, args.flawed_share)
                 path, seconds = train(
                     objective, model_dir, running.db_url, alias, work / objective, seed
                 )

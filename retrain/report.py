@@ -108,6 +108,7 @@ def _training(record: dict[str, Any]) -> str:
     budget = f"{plan.get('max_steps', '?')} steps"
     if plan.get("max_minutes"):
         budget += f" or {plan['max_minutes']:g} minutes"
+    also = f"(and {plan['min_delta']:g}) " if plan.get("min_delta") else ""
     parts = [
         f'<p id="ended-by"><b>Training ended: {html.escape(ended_by(train))}.</b> '
         f"{html.escape(str(train.get('stop_reason', '')))}.</p>"
@@ -115,9 +116,7 @@ def _training(record: dict[str, Any]) -> str:
         f"{plan.get('train_examples', '?')} training and {plan.get('validation_examples', '?')}"
         f" validation examples; validation every {plan.get('eval_every', '?')} steps, stopping "
         f"after {plan.get('patience', '?')} without a {plan.get('min_improvement', 0):.0%} "
-        f"{f'(and {delta:g}) ' if (delta := plan.get('min_delta')) else ''}improvement "
-        f"(average of the last "
-        f"{plan.get('smoothing', 1)}); warm-up "
+        f"{also}improvement (average of the last {plan.get('smoothing', 1)}); warm-up "
         f"{plan.get('warmup_steps', 0)} steps; best validation loss "
         f"{train.get('best_validation_loss')} at step {train.get('best_step')} (kept).</p>"
     ]

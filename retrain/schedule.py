@@ -233,9 +233,9 @@ class EarlyStopping:
             cuts = ", ".join(str(s) for s in self.drops)
             best += f" (rate cut to {self.lr_scale():g}x at step {cuts})"
         if rule == PLATEAU:
+            least = f"{p.min_improvement:.0%}" + (f" (or {p.min_delta:g})" if p.min_delta else "")
             return (
-                f"plateau at step {step}: validation loss improved less than "
-                f"{p.min_improvement:.0%}{f' (or {p.min_delta:g})' if p.min_delta else ''} "
+                f"plateau at step {step}: validation loss improved less than {least} "
                 f"in {p.patience} evaluations "
                 f"({p.patience * p.eval_every} steps); {best}"
             )
