@@ -65,6 +65,7 @@ def issue11(examples: int) -> dict[str, Any]:
         "smoothing": 1,
         "warmup_steps": 0,
         "learning_rate": 2e-4,
+        "learning_rate_examples": 0,
         "validation_by": "example",
     }
 

@@ -109,6 +109,7 @@ def _training(record: dict[str, Any]) -> str:
     if plan.get("max_minutes"):
         budget += f" or {plan['max_minutes']:g} minutes"
     also = f"(and {plan['min_delta']:g}) " if plan.get("min_delta") else ""
+    rate = f" to a peak rate of {plan['learning_rate']:.2g}" if plan.get("learning_rate") else ""
     parts = [
         f'<p id="ended-by"><b>Training ended: {html.escape(ended_by(train))}.</b> '
         f"{html.escape(str(train.get('stop_reason', '')))}.</p>"
@@ -117,7 +118,7 @@ def _training(record: dict[str, Any]) -> str:
         f" validation examples; validation every {plan.get('eval_every', '?')} steps, stopping "
         f"after {plan.get('patience', '?')} without a {plan.get('min_improvement', 0):.0%} "
         f"{also}improvement (average of the last {plan.get('smoothing', 1)}); warm-up "
-        f"{plan.get('warmup_steps', 0)} steps; best validation loss "
+        f"{plan.get('warmup_steps', 0)} steps{rate}; best validation loss "
         f"{train.get('best_validation_loss')} at step {train.get('best_step')} (kept).</p>"
     ]
     trials = record.get("trials") or []

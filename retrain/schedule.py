@@ -55,6 +55,7 @@ class Plan:
     max_minutes: float = 0.0  # the wall-clock budget; 0: none
     lr_drops: int = 0  # plateaus that cut the rate instead of stopping
     lr_drop_factor: float = 0.1
+    learning_rate: float = 0.0  # the peak after warm-up, scaled to the data's size
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +100,21 @@ def split_validation(
     return train, validation
 
 
+def peak_rate(train: int, settings: RetrainSettings) -> float:
+    """`learning_rate` up to `learning_rate_examples` training examples, then falling as the
+    square root of their count, never below `learning_rate_min` (nor above the rate itself).
+
+    Measured (BENCHMARKS.md, issue 21): at 12 to 62 examples 1e-3 trains furthest before the
+    plateau, at 235 it settles in a minimum whose answers to new questions are worse than
+    5e-4's: with more distinct examples a step's gradient is noisier across the data, and
+    the constant rate (the run's length is unknown) has to be lower to settle."""
+    s = settings
+    if not s.learning_rate_examples or train <= s.learning_rate_examples:
+        return s.learning_rate
+    scaled = s.learning_rate * math.sqrt(s.learning_rate_examples / train)
+    return max(scaled, min(s.learning_rate_min, s.learning_rate))
+
+
 def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
     s = settings
     per_epoch = max(1, math.ceil(train / s.batch_size))
@@ -127,6 +143,7 @@ def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
         max_minutes=s.max_minutes,
         lr_drops=s.lr_drops if every else 0,
         lr_drop_factor=s.lr_drop_factor,
+        learning_rate=peak_rate(train, s),
     )
 
 

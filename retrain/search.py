@@ -82,7 +82,9 @@ def train_best(
         return result, []
     trials = []
     for i, params in enumerate(overrides):
-        trial_settings = settings.model_copy(update=params)
+        # a trial's rate is the rate it asked for, not one scaled to the data's size
+        exact = {"learning_rate_examples": 0} if "learning_rate" in params else {}
+        trial_settings = settings.model_copy(update=params | exact)
         trainer = Trainer(model_dir, trial_settings, run_dir / "trials" / f"{i:02d}")
         trials.append(Trial(params, trainer.train(examples, progress and progress(i))))
     best = min(trials, key=lambda t: t.score)

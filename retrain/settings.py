@@ -92,8 +92,18 @@ class RetrainSettings(BaseSettings):
     learning_rate: float = Field(
         1e-3,
         gt=0,
-        description="Peak rate after warm-up; 1e-3 beat 5e-4 and 2e-4 on three domains "
-        "(BENCHMARKS.md). Large models under QLoRA usually want 1e-4 to 2e-4.",
+        description="Peak rate after warm-up for up to learning_rate_examples training "
+        "examples; 1e-3 beat 5e-4 and 2e-4 there on three domains (BENCHMARKS.md). Large "
+        "models under QLoRA usually want 1e-4 to 2e-4.",
+    )
+    learning_rate_examples: int = Field(
+        64,
+        ge=0,
+        description="Above this many training examples the peak rate falls as the square root "
+        "of their count (5e-4 at 256), down to learning_rate_min; 0: the rate is never scaled.",
+    )
+    learning_rate_min: float = Field(
+        2e-4, gt=0, description="The least the size scaling lowers the rate to."
     )
     batch_size: int = Field(8, ge=1)
     max_seq_len: int = Field(256, ge=16)

@@ -176,7 +176,7 @@ class Trainer:
         else:
             model = get_peft_model(base, self.lora_config())
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(params, lr=plan.learning_rate, weight_decay=0.0)
         stopping = EarlyStopping(plan)
         state: dict[str, Any] = {"step": 0, "losses": [], "tokens": 0, "seconds": 0.0}
         best: dict[str, torch.Tensor] | None = None
@@ -199,7 +199,7 @@ class Trainer:
         stopped = resumed > 0 and stopping.should_stop(resumed, state["seconds"])
         while step < plan.max_steps and not stopped:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(step, plan, s.learning_rate) * stopping.lr_scale()
+                group["lr"] = learning_rate_at(step, plan, plan.learning_rate) * stopping.lr_scale()
             batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
             batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
             loss = model(**batch).loss

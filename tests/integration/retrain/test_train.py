@@ -118,10 +118,15 @@ def test_search_trains_each_trial_and_keeps_the_lowest_validation_loss(
     model_dir: Path, tmp_path: Path
 ) -> None:
     settings = OVERFIT.model_copy(
-        update={"search": {"learning_rate": [1e-5, 2e-3]}, "max_steps": 6}
+        update={
+            "search": {"learning_rate": [1e-5, 2e-3]},
+            "max_steps": 6,
+            "learning_rate_examples": 4,  # would scale a rate; a trial's rate is exact
+        }
     )
     result, trials = train_best(model_dir, settings, tmp_path / "run", examples(24))
     assert [t.params for t in trials] == [{"learning_rate": 1e-5}, {"learning_rate": 2e-3}]
+    assert [t.result.plan and t.result.plan.learning_rate for t in trials] == [1e-5, 2e-3]
     best = min(trials, key=lambda t: t.score)
     assert result is best.result and result.adapter_dir.parent.name in {"00", "01"}
     assert all((tmp_path / "run" / "trials" / d / "adapter").is_dir() for d in ("00", "01"))
