@@ -58,7 +58,8 @@ class PreferenceTrainer(Trainer):
         prompts = [json.dumps(item.prompt, sort_keys=True) for item in items]
         train, held = split_validation([(item.id, item) for item in items], s, prompts)
         # TRL's scheduler owns the rate: a plateau stops a preference stage, it cuts nothing
-        plan = replace(make_plan(len(train), len(held), s), lr_drops=0)
+        planned = make_plan(len(train), len(held), s)
+        plan = replace(planned, lr_drops=0, learning_rate=s.preference_learning_rate)
         tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
