@@ -105,9 +105,9 @@ def peak_rate(train: int, settings: RetrainSettings) -> float:
     square root of their count, never below `learning_rate_min` (nor above the rate itself).
 
     Measured (BENCHMARKS.md, issue 21): 1e-3 did best at 12 to 62 examples; at 235, 5e-4's
-    held-out gain averaged over three domains was higher (+0.728 against +0.708), likely because the
-    rate stays constant until a plateau (the run's length is unknown) and a large step keeps
-    the weights bouncing around the minimum."""
+    held-out gain averaged over three domains was higher (+0.728 against +0.708), likely
+    because the rate stays constant until a plateau (the run's length is unknown) and a
+    large step keeps the weights bouncing around the minimum."""
     s = settings
     if not s.learning_rate_examples or train <= s.learning_rate_examples:
         return s.learning_rate
