@@ -156,6 +156,8 @@ def build_router(
             created_at=item.created_at,
             messages=item.conversation,
             response_text=item.response_text,
+            tool_calls=item.tool_calls,
+            tools=item.request.get("tools"),
             template=item.template,
             template_version=item.template_version,
             alias=item.alias,
@@ -167,7 +169,7 @@ def build_router(
 
     @router.post("/v1/reviews", response_model=ReviewOut, status_code=201)
     def submit(body: ReviewRequest, principal: Reviewer, session: DB) -> Review:
-        review = Review(reviewer_id=reviewer_id(principal), **body.model_dump())
+        review = Review(reviewer_id=reviewer_id(principal), **body.model_dump(exclude_none=True))
         try:
             return queue().submit(session, reviewer_id(principal), review)
         except QueueError as exc:

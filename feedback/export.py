@@ -76,16 +76,25 @@ def export_dataset(
         if answer is None:
             continue
         messages = scrubber.scrub_messages(item.conversation)
-        messages.append({"role": "assistant", "content": scrubber.scrub(answer)})
+        turn: dict[str, Any] = {"role": "assistant", "content": scrubber.scrub(answer)}
+        calls = latest_calls(reviews[item.id])
+        if calls := (item.tool_calls if calls is None else calls):
+            turn["tool_calls"] = [scrub_call(scrubber, call) for call in calls]
+        messages.append(turn)
         labels = sorted({label for r in reviews[item.id] for label in r.labels})
-        rows.append({"messages": messages, "template": item.template, "labels": labels})
+        row = {"messages": messages, "template": item.template, "labels": labels}
+        if tools := item.request.get("tools"):
+            row["tools"] = tools
+        rows.append(row)
         ids.append(item.id)
         corrected += from_correction
     export = Export(rows=rows, manifest={})
     export.manifest = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "filters": filters.model_dump(mode="json", exclude_none=True),
-        "format": "chat JSONL: one {'messages': [...], 'template', 'labels'} per line",
+        "format": "chat JSONL: one {'messages': [...], 'template', 'labels'} per line, "
+        "with 'tools' when the request declared them (the answer's turn then carries "
+        "OpenAI 'tool_calls')",
         "counts": {
             "rows": len(rows),
             "from_corrections": corrected,
@@ -104,6 +113,21 @@ def latest_correction(reviews: list[Review]) -> str | None:
     return next((r.correction for r in newest if r.correction), None)
 
 
+def latest_calls(reviews: list[Review]) -> list[dict[str, Any]] | None:
+    """The newest corrected tool calls among an item's current reviews ([] is a correction
+    too: the answer should have called nothing)."""
+    newest = sorted(reviews, key=lambda r: (r.created_at, r.id or 0), reverse=True)
+    return next(
+        (r.correction_tool_calls for r in newest if r.correction_tool_calls is not None), None
+    )
+
+
+def scrub_call(scrubber: Scrubber, call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    arguments = scrubber.scrub(str(function.get("arguments") or "{}"))
+    return {**call, "function": {**function, "arguments": arguments}}
+
+
 def reviewed_answer(
     item: Interaction, reviews: list[Review], filters: ExportFilters
 ) -> tuple[str | None, bool]:
@@ -117,12 +141,13 @@ def reviewed_answer(
     ):
         return None, False
     correction = latest_correction(reviews)
-    if filters.has_correction is True and correction is None:
+    corrected = correction is not None or latest_calls(reviews) is not None
+    if filters.has_correction is True and not corrected:
         return None, False
-    if filters.has_correction is False and correction is not None:
+    if filters.has_correction is False and corrected:
         return None, False
-    if correction is not None:
-        return correction, True
+    if corrected:  # a tool-call correction keeps the answer's text unless that was corrected
+        return correction if correction is not None else (item.response_text or ""), True
     mean = sum(scores) / len(scores)
     if filters.min_score is not None and mean < filters.min_score:
         return None, False

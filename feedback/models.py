@@ -41,6 +41,10 @@ class Interaction(SQLModel, table=True):
     engine_model: str | None = Field(default=None, max_length=256)
     engine_url: str | None = Field(default=None, max_length=256)  # the replica that answered
     response_text: str | None = Field(default=None, sa_column=Column(Text))
+    # The assistant's tool calls, as OpenAI returns them ({id, type, function: {name,
+    # arguments}}; arguments a JSON string, as the model wrote it): the answer of an agent
+    # turn, where response_text is empty or a preamble.
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     finish_reason: str | None = Field(default=None, max_length=32)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -109,6 +113,9 @@ class Review(SQLModel, table=True):
     score: int
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     correction: str | None = Field(default=None, sa_column=Column(Text))
+    # The tool calls the answer should have made (OpenAI's shape, arguments a JSON string):
+    # set when a reviewer fixed a call's function or arguments, or added a call.
+    correction_tool_calls: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     note: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     supersedes_id: int | None = Field(default=None, foreign_key="review.id")

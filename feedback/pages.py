@@ -33,6 +33,7 @@ from feedback.pairwise import PairError, next_pair, submit_pair
 from feedback.queue import QueueError, ReviewQueue
 from feedback.settings import FeedbackSettings
 from feedback.stats import current_rating
+from feedback.tool_calls import calls_from_form, same_calls, shown, tool_names
 
 COOKIE, SINCE, CSRF = "loraloop_session", "loraloop_since", "loraloop_csrf"
 templates = Jinja2Templates(directory=Path(__file__).parent / "web")
@@ -186,8 +187,12 @@ def build_pages(
             item = {
                 "interaction_id": interaction.id,
                 "lease_expires_at": lease.expires_at,
-                "messages": interaction.conversation,
+                "messages": [
+                    {**m, "calls": shown(m.get("tool_calls"))} for m in interaction.conversation
+                ],
                 "response_text": interaction.response_text,
+                "tool_calls": shown(interaction.tool_calls),
+                "tools": tool_names(interaction.request.get("tools")),
                 "template": interaction.template,
                 "template_version": interaction.template_version,
                 "alias": interaction.alias,
@@ -236,12 +241,19 @@ def build_pages(
         score: int = Form(..., ge=1, le=5),
         labels: list[str] | None = Form(None),
         correction: str = Form("", max_length=100_000),
+        call_name: list[str] | None = Form(None, max_length=32),
+        call_arguments: list[str] | None = Form(None, max_length=32),
         note: str = Form("", max_length=10_000),
     ) -> Response:
         reviewer = who.key_id or "local"
         item = session.get(Interaction, interaction_id)
         original = (item.response_text or "") if item else ""
         fixed = correction.strip()
+        answered = item.tool_calls if item else None
+        try:
+            calls = calls_from_form(call_name or [], call_arguments or [], answered)
+        except ValueError as exc:
+            return back(str(exc))
         review = Review(
             interaction_id=interaction_id,
             reviewer_id=reviewer,
@@ -249,6 +261,7 @@ def build_pages(
             labels=labels or [],
             note=note.strip() or None,
             correction=fixed if fixed and fixed != original.strip() else None,
+            correction_tool_calls=None if same_calls(calls, answered) else calls,
         )
         try:
             ReviewQueue(settings, set()).submit(session, reviewer, review)

@@ -1,9 +1,10 @@
 """Request and response shapes of the feedback and review API."""
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class FeedbackRequest(BaseModel):
@@ -30,6 +31,12 @@ class ReviewItem(BaseModel):
     created_at: datetime
     messages: list[dict[str, Any]]
     response_text: str | None
+    tool_calls: list[dict[str, Any]] | None = Field(
+        default=None, description="The answer's tool calls (OpenAI's shape)."
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="The tools the request declared."
+    )
     template: str | None
     template_version: int | None
     alias: str | None
@@ -38,11 +45,35 @@ class ReviewItem(BaseModel):
     labels: list[str]
 
 
+class CallFunction(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field(max_length=100_000, description="A JSON object, as a string.")
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _as_json_text(cls, value: Any) -> Any:
+        return json.dumps(value) if isinstance(value, dict) else value
+
+
+class ToolCallIn(BaseModel):
+    """A tool call as OpenAI writes it; `arguments` may also be given as an object."""
+
+    id: str | None = Field(default=None, max_length=128)
+    type: Literal["function"] = "function"
+    function: CallFunction
+
+
 class ReviewRequest(BaseModel):
     interaction_id: str
     score: int = Field(ge=1, le=5)
     labels: list[str] = Field(default_factory=list)
     correction: str | None = Field(default=None, max_length=100_000)
+    correction_tool_calls: list[ToolCallIn] | None = Field(
+        default=None,
+        max_length=32,
+        description="The tool calls the answer should have made; each must be valid against "
+        "the request's tools, and together differ from the answer's.",
+    )
     note: str | None = Field(default=None, max_length=10_000)
     supersedes_id: int | None = None
 
@@ -58,6 +89,7 @@ class ReviewOut(BaseModel):
     score: int
     labels: list[str]
     correction: str | None
+    correction_tool_calls: list[dict[str, Any]] | None = None
     note: str | None
     created_at: datetime
     supersedes_id: int | None

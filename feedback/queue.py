@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from feedback.models import Interaction, Review, ReviewLease, UserFeedback, utcnow
 from feedback.settings import FeedbackSettings
 from feedback.signals import same_text
+from feedback.tool_calls import correction_problem
 
 
 class QueueError(ValueError):
@@ -81,6 +82,12 @@ class ReviewQueue:
                 "approve it (a correction must differ, it becomes a preference pair)",
                 422,
             )
+        if review.correction_tool_calls is not None and item is not None:
+            problem = correction_problem(
+                review.correction_tool_calls, item.tool_calls, item.request.get("tools")
+            )
+            if problem is not None:
+                raise QueueError(problem, 422)
         if review.supersedes_id is not None:
             previous = session.get(Review, review.supersedes_id)
             if (

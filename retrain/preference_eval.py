@@ -17,11 +17,12 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from retrain.dataset import Example
 from retrain.preference_data import JudgedAnswer, Preference, PreferencePair
 from retrain.train import IGNORE, collate, encode
+from serve.chat_template import load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class LikelihoodScorer:
     """The base model once, with each adapter loaded under its own name."""
 
     def __init__(self, model_dir: Path, max_seq_len: int = 512, batch_size: int = 8) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_tokenizer(model_dir)
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         self.max_seq_len = max_seq_len

@@ -24,11 +24,12 @@ from typing import Any, Literal
 import torch
 from datasets import Dataset
 from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from retrain.preference_data import JudgedAnswer, Preference, PreferencePair, balance
 from retrain.schedule import EarlyStopping, Plan, make_plan, split_validation
 from retrain.train import Progress, Trainer, TrainResult, load_base, peak_memory, use_4bit
+from serve.chat_template import load_tokenizer
 
 log = logging.getLogger(__name__)
 Kind = Literal["dpo", "kto"]
@@ -60,7 +61,7 @@ class PreferenceTrainer(Trainer):
         # TRL's scheduler owns the rate: a plateau stops a preference stage, it cuts nothing
         planned = make_plan(len(train), len(held), s)
         plan = replace(planned, lr_drops=0, learning_rate=s.preference_learning_rate)
-        tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        tokenizer = load_tokenizer(self.model_dir)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         four_bit = use_4bit(s, self.device)

@@ -29,7 +29,7 @@ from peft import (
     prepare_model_for_kbit_training,
     set_peft_model_state_dict,
 )
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from retrain.dataset import Example
 from retrain.schedule import (
@@ -40,6 +40,7 @@ from retrain.schedule import (
     split_validation,
 )
 from retrain.settings import RetrainSettings
+from serve.chat_template import load_tokenizer
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # step, total steps, loss
@@ -158,7 +159,7 @@ class Trainer:
     def train(self, examples: list[Example], progress: Progress | None = None) -> TrainResult:
         s = self.settings
         _seed(s.seed)
-        tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        tokenizer = load_tokenizer(self.model_dir)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         encoded = [(ex, r) for ex in examples if (r := encode(ex, tokenizer, s.max_seq_len))]
         if not encoded:

@@ -26,6 +26,7 @@ import httpx
 import psutil
 from pydantic import SecretStr
 
+from serve.chat_template import ChatTemplateError, resolve_chat_template
 from serve.hardware import resolve_dtype, vllm_platform
 from serve.model_store import check_model_dir
 from serve.settings import EngineSettings
@@ -129,6 +130,15 @@ class EngineManager:
         ]
         if s.max_cpu_loras is not None:
             cmd += ["--max-cpu-loras", str(s.max_cpu_loras)]
+        if s.tool_call_parser:
+            cmd += ["--enable-auto-tool-choice", "--tool-call-parser", s.tool_call_parser]
+            cmd += ["--tool-strict-level", s.tool_strict_level]
+        try:
+            template = resolve_chat_template(s.chat_template, self.model_dir)
+        except ChatTemplateError as exc:
+            raise EngineError(str(exc)) from None
+        if template is not None:
+            cmd += ["--chat-template", str(template)]
         return cmd + s.extra_args
 
     def environment(self) -> dict[str, str]:

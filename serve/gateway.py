@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from feedback.tool_calls import tool_names
 from serve.adapters import AdapterRouter
 from serve.auth import Principal, local_or, require
 from serve.deps import get_proxy, get_router, get_session
@@ -83,6 +84,7 @@ def templates(
                 description=row.spec.get("description", ""),
                 variables=row.spec.get("variables", {}),
                 default_alias=row.spec.get("default_alias"),
+                tools=tool_names(row.spec.get("tools")),
             )
             for row in rows
         ]

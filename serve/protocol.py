@@ -92,6 +92,7 @@ class TemplateCard(BaseModel):
     description: str
     variables: dict[str, Any]
     default_alias: str | None
+    tools: list[str] = Field(default_factory=list, description="The tools it declares, by name.")
 
 
 class TemplateList(BaseModel):

@@ -237,6 +237,11 @@ class Proxy:
             raise APIError(
                 422, f"template '{spec.name}': {exc}", "invalid_variables", "variables"
             ) from None
+        try:
+            if (tools := spec.request_tools(payload.get("tools"))) is not None:
+                payload["tools"] = tools
+        except VariableError as exc:
+            raise APIError(422, str(exc), "invalid_tools", "tools") from None
         for key, value in spec.sampling.items():
             payload.setdefault(key, value)
         record.update(

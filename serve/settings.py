@@ -51,6 +51,24 @@ class EngineSettings(BaseSettings):
     max_loras: int = Field(4, ge=1)
     max_lora_rank: int = Field(16, ge=1)
     max_cpu_loras: int | None = Field(None, ge=1)
+    tool_call_parser: str = Field(
+        "hermes",
+        description="vLLM's tool parser (--tool-call-parser), with --enable-auto-tool-choice: "
+        "`hermes` for ChatML/Qwen/Hermes models and the shipped template, `llama3_json` for "
+        "Llama 3.1+, `mistral` for Mistral; empty: no tool calling (`tools` answered 400).",
+    )
+    tool_strict_level: Literal["auto", "function", "parameter"] = Field(
+        "parameter",
+        description="What vLLM's grammar enforces in a tool call (--tool-strict-level): "
+        "parameter: the call's form and its arguments against the tool's JSON schema; "
+        "function: the form only; auto: OpenAI's rule, arguments only for `strict` tools.",
+    )
+    chat_template: str = Field(
+        "auto",
+        description="auto: the shipped ChatML-with-tools template for a ChatML model whose own "
+        "template has no tools (the bundled one), else the model's own; model: always the "
+        "model's own; or a shipped name (chatml_tools) or a path. Training renders with it too.",
+    )
     extra_args: list[str] = Field(default_factory=list, description="More api_server flags.")
     entrypoint: str = Field(
         "vllm.entrypoints.openai.api_server", description="Python module run as the engine."

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from feedback.tool_calls import ToolDef, tool_names
 from serve.tables import PromptTemplateVersion
 
 VarType = Literal["string", "integer", "number", "boolean", "list"]
@@ -69,6 +70,21 @@ class TemplateSpec(BaseModel):
     variables: dict[str, Variable] = Field(default_factory=dict)
     default_alias: str | None = None
     sampling: dict[str, Any] = Field(default_factory=dict)
+    tools: list[ToolDef] = Field(default_factory=list)
+
+    def request_tools(self, given: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """The tools a request is served with: the template's when it sends none; its own
+        when they are among the template's (a template that declares tools is the contract
+        of what its agent may call). Raises VariableError naming any other."""
+        declared = [tool.model_dump(exclude_none=True) for tool in self.tools]
+        if not given:
+            return declared or None
+        undeclared = sorted(set(tool_names(given)) - set(tool_names(declared)))
+        if declared and undeclared:
+            raise VariableError(
+                [f"tool '{name}' is not declared by template '{self.name}'" for name in undeclared]
+            )
+        return given
 
 
 Found = tuple[PromptTemplateVersion, TemplateSpec]

@@ -121,7 +121,7 @@ def main() -> None:
                     "index": 0,
                     "finish_reason": "stop",
                     **(
-                        {"message": {"role": "assistant", "content": text}}
+                        {"message": {"role": "assistant", "content": text, **_calls(body)}}
                         if chat
                         else {"text": text}
                     ),
@@ -198,6 +198,21 @@ def main() -> None:
             pass
 
     ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+
+
+def _calls(body: dict[str, Any]) -> dict[str, Any]:
+    """With tools, a call of the first one whose arguments name every tool the engine got
+    (so tests see what the gateway forwarded)."""
+    names = [t["function"]["name"] for t in body.get("tools") or []]
+    if not names or body.get("tool_choice") == "none":
+        return {}
+    arguments = json.dumps({"seen": names})
+    call = {
+        "id": "call_fake",
+        "type": "function",
+        "function": {"name": names[0], "arguments": arguments},
+    }
+    return {"tool_calls": [call]}
 
 
 if __name__ == "__main__":

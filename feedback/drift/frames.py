@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from feedback.models import Interaction, Review, UserFeedback
+from feedback.tool_calls import call_problem
 
 REFUSAL = re.compile(
     r"\b(I can(?:no|')t (?:help|assist|do|provide)|I(?:'m| am) (?:sorry|unable|not able)|"
@@ -33,7 +34,9 @@ NUMERIC = [
     "user_rating",
     "review_score",
 ]
-CATEGORICAL = ["finish_reason", "refusal"]
+# Tool use: whether the request declared tools, which functions the answer called (in
+# order, "+"-joined; "none"), and whether every call was valid against the declared schema.
+CATEGORICAL = ["finish_reason", "refusal", "has_tools", "tools_called", "tool_args"]
 TEXT = ["prompt", "response"]
 CHUNK = 900
 
@@ -160,6 +163,19 @@ def _describe(i: Interaction) -> dict[str, Any]:
         "ttft_ms": i.ttft_ms,
         "finish_reason": i.finish_reason or "none",
         "refusal": "yes" if REFUSAL.search(response) else "no",
+        **tool_use(i),
+    }
+
+
+def tool_use(i: Interaction) -> dict[str, str]:
+    tools = i.request.get("tools") if isinstance(i.request, dict) else None
+    calls = i.tool_calls or []
+    names = [str((c.get("function") or {}).get("name")) for c in calls if isinstance(c, dict)]
+    valid = all(call_problem(c, tools) is None for c in calls)
+    return {
+        "has_tools": "yes" if tools else "no",
+        "tools_called": "+".join(names) or "none",
+        "tool_args": ("valid" if valid else "invalid") if calls else "no call",
     }
 
 

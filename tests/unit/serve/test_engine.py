@@ -12,11 +12,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from serve.chat_template import CHATML_TOOLS
 from serve.engine import EngineError, EngineManager
 from serve.model_store import ModelError
 from serve.settings import EngineSettings
 
 FAKE = "tests.fake_engine"
+CHATML_NO_TOOLS = "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}"
 
 
 @pytest.fixture
@@ -81,6 +83,30 @@ def test_command_carries_engine_settings(make_manager: Callable[..., EngineManag
         assert cmd[cmd.index(flag) + 1] == value
     assert "--enable-lora" in cmd
     assert manager.environment()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+
+
+def test_tool_calling_is_on_with_the_shipped_template_for_a_chatml_model_without_tools(
+    make_manager: Callable[..., EngineManager], fake_model_dir: Path
+) -> None:
+    (fake_model_dir / "chat_template.jinja").write_text(CHATML_NO_TOOLS)
+    cmd = make_manager().command()
+    assert cmd[cmd.index("--tool-call-parser") + 1] == "hermes"
+    assert cmd[cmd.index("--tool-strict-level") + 1] == "parameter"
+    assert "--enable-auto-tool-choice" in cmd
+    assert Path(cmd[cmd.index("--chat-template") + 1]) == CHATML_TOOLS
+
+    (fake_model_dir / "chat_template.jinja").write_text(CHATML_NO_TOOLS + "{{ tools }}")
+    assert "--chat-template" not in make_manager().command(), "a template with tools is kept"
+    off = make_manager(tool_call_parser="", chat_template="model").command()
+    assert "--enable-auto-tool-choice" not in off and "--chat-template" not in off
+
+
+def test_an_unknown_chat_template_is_a_clear_engine_error(
+    make_manager: Callable[..., EngineManager],
+) -> None:
+    expected = r"'no-such'.*chatml_tools.*LORALOOP_ENGINE_CHAT_TEMPLATE"
+    with pytest.raises(EngineError, match=expected):
+        make_manager(chat_template="no-such").command()
 
 
 def test_missing_model_dir_names_path_and_pull_command(

@@ -1,5 +1,6 @@
 """Prompt templates: rendering, variable checks, versioning at sync, use in requests."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -158,3 +159,50 @@ def test_templates_endpoint_lists_versions(gateway: TestClient) -> None:
     assert by_name["support-agent"]["latest"] is True
     assert by_name["support-agent"]["variables"]["customer_name"]["required"] is True
     assert by_name["support-agent"]["default_alias"] == "support"
+
+
+def test_a_template_declares_the_tools_its_agent_may_call(gateway: TestClient) -> None:
+    """Sent with the request when it names none; a request's own tools must be among
+    them (422 naming the others); `/v1/templates` lists them by name."""
+    ask = {
+        "model": "base",
+        "template": "order-agent",
+        "messages": [{"role": "user", "content": "Where is order A-1042?"}],
+    }
+    response = gateway.post("/v1/chat/completions", json=ask)
+    assert response.status_code == 200, response.text
+    call = response.json()["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"seen": ["lookup_order", "refund_order"]}
+
+    spec = load_spec(TEMPLATES / "order-agent.yaml")
+    own = [spec.tools[0].model_dump(exclude_none=True)]
+    narrowed = gateway.post("/v1/chat/completions", json={**ask, "tools": own})
+    seen = narrowed.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(seen) == {"seen": ["lookup_order"]}
+
+    other = {"type": "function", "function": {"name": "delete_account", "parameters": {}}}
+    refused = gateway.post("/v1/chat/completions", json={**ask, "tools": [*own, other]})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["param"] == "tools"
+    assert "'delete_account' is not declared by template 'order-agent'" in refused.text
+
+    cards = {t["name"]: t for t in gateway.get("/v1/templates").json()["data"]}
+    assert cards["order-agent"]["tools"] == ["lookup_order", "refund_order"]
+    assert cards["support-agent"]["tools"] == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "problem"),
+    [
+        ({"function": {"name": "has space"}}, "pattern"),
+        ({"function": {"name": "f", "parameters": {"type": "objekt"}}}, "not a JSON schema"),
+        ({"type": "retrieval", "function": {"name": "f"}}, "function"),
+    ],
+)
+def test_an_invalid_tool_in_a_template_file_names_the_file(
+    tmp_path: Path, tool: dict[str, object], problem: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps({"name": "bad", "tools": [tool]}))
+    with pytest.raises(TemplateSpecError, match=rf"(?s)bad\.yaml.*{problem}"):
+        load_spec(path)

@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from feedback.drift import DriftSettings, decide
 from feedback.drift.frames import REFUSAL, load_frame, normalise_rating, prompt_text
+from feedback.drift.report import run_report
 from feedback.models import Interaction, Review, UserFeedback, utcnow
 from loraloop import db
 from tests.traffic import insert_traffic, rows
@@ -89,3 +90,57 @@ def test_decision_policy() -> None:
 def test_settings_refuse_a_fixed_window_without_bounds() -> None:
     with pytest.raises(ValueError, match="reference_from and reference_to"):
         DriftSettings(reference="fixed")
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        },
+    }
+]
+
+
+def agent_turn(n: int, arguments: str | None) -> Interaction:
+    calls = [{"function": {"name": "lookup_order", "arguments": arguments}}] if arguments else None
+    return Interaction(
+        endpoint="chat",
+        alias="orders",
+        request={"messages": [{"role": "user", "content": f"order {n}?"}], "tools": TOOLS},
+        tool_calls=calls,
+        response_text=None if calls else f"I cannot see order {n}.",
+    )
+
+
+def test_tool_use_columns_and_their_drift_in_a_real_report(sqlite_url: str) -> None:
+    """Reference: plain chat. Current: agent traffic, calls valid and invalid. The three
+    tool-use columns say so row by row, and Evidently finds them drifted."""
+    plain = [Interaction(endpoint="chat", alias="orders", request={}) for _ in range(40)]
+    agent = [
+        agent_turn(n, ['{"order_id": "A-1"}', '{"id": 1}', None, "{oops"][n % 4]) for n in range(40)
+    ]
+    engine = db.create_db_engine(sqlite_url)
+    with Session(engine) as session:
+        session.add_all(plain + agent)
+        session.commit()
+        ref = load_frame(session, [i.id for i in plain])
+        cur = load_frame(session, [i.id for i in agent])
+    engine.dispose()
+    assert set(ref["has_tools"]) == {"no"} and set(ref["tools_called"]) == {"none"}
+    assert cur["tool_args"].value_counts().to_dict() == {
+        "invalid": 20,
+        "valid": 10,
+        "no call": 10,
+    }
+    assert cur["tools_called"].value_counts().to_dict() == {"lookup_order": 30, "none": 10}
+
+    outcome = run_report(ref, cur, None, None, DriftSettings(min_column_values=10))
+    verdicts = {c["column"]: c for c in outcome.columns}
+    for column in ("has_tools", "tools_called", "tool_args"):
+        assert verdicts[column]["drifted"] is True, verdicts[column]
