@@ -157,7 +157,7 @@ def build_router(
             messages=item.conversation,
             response_text=item.response_text,
             tool_calls=item.tool_calls,
-            tools=item.request.get("tools"),
+            tools=item.tools,
             template=item.template,
             template_version=item.template_version,
             alias=item.alias,

@@ -83,7 +83,7 @@ def export_dataset(
         messages.append(turn)
         labels = sorted({label for r in reviews[item.id] for label in r.labels})
         row = {"messages": messages, "template": item.template, "labels": labels}
-        if tools := item.request.get("tools"):
+        if tools := item.tools:
             row["tools"] = tools
         rows.append(row)
         ids.append(item.id)

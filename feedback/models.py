@@ -34,6 +34,7 @@ class Interaction(SQLModel, table=True):
     endpoint: str = Field(max_length=64)
     request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rendered_messages: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    rendered_tools: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     template: str | None = Field(default=None, max_length=128, index=True)
     template_version: int | None = None
     alias: str | None = Field(default=None, max_length=128, index=True)
@@ -63,6 +64,12 @@ class Interaction(SQLModel, table=True):
     def conversation(self) -> list[dict[str, Any]]:
         """What the model saw: the rendered template messages, else the request's own."""
         return self.rendered_messages or self.request.get("messages") or []
+
+    @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        """The tools the model was offered: a template's, else the request's own."""
+        given = self.request.get("tools") if isinstance(self.request, dict) else None
+        return self.rendered_tools or (given if isinstance(given, list) else None)
 
 
 class UserFeedback(SQLModel, table=True):

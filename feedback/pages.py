@@ -192,7 +192,7 @@ def build_pages(
                 ],
                 "response_text": interaction.response_text,
                 "tool_calls": shown(interaction.tool_calls),
-                "tools": tool_names(interaction.request.get("tools")),
+                "tools": tool_names(interaction.tools),
                 "template": interaction.template,
                 "template_version": interaction.template_version,
                 "alias": interaction.alias,

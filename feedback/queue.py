@@ -83,9 +83,7 @@ class ReviewQueue:
                 422,
             )
         if review.correction_tool_calls is not None and item is not None:
-            problem = correction_problem(
-                review.correction_tool_calls, item.tool_calls, item.request.get("tools")
-            )
+            problem = correction_problem(review.correction_tool_calls, item.tool_calls, item.tools)
             if problem is not None:
                 raise QueueError(problem, 422)
         if review.supersedes_id is not None:

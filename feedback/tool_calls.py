@@ -157,3 +157,33 @@ def calls_from_form(
             }
         )
     return calls
+
+
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+
+
+def answer_text(content: str | None, calls: list[dict[str, Any]] | None) -> str:
+    """An answer as one string: its text, then each call as `<tool_call>{"arguments": …,
+    "name": …}</tool_call>` with sorted keys, so answers making the same calls read the
+    same, whatever the key order or spacing the model wrote. Without calls: the text."""
+    if not calls:
+        return content or ""
+    parts = [content.strip()] if content and content.strip() else []
+    for call in calls:
+        name = (call.get("function") or {}).get("name")
+        data = json.dumps({"name": name, "arguments": arguments_of(call)}, sort_keys=True)
+        parts.append(f"{CALL_OPEN}{data}{CALL_CLOSE}")
+    return "\n".join(parts)
+
+
+def calls_in(text: str) -> list[tuple[Any, Any]]:
+    """(name, arguments) of each call an `answer_text` carries, in order."""
+    found = []
+    for chunk in text.split(CALL_OPEN)[1:]:
+        try:
+            data = json.loads(chunk.split(CALL_CLOSE)[0])
+        except ValueError:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        found.append((data.get("name"), data.get("arguments")))
+    return found

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from feedback.export import scrub_call
 from feedback.pii import Scrubber
+from feedback.tool_calls import call_problem
 from retrain.dataset import DatasetError, Example, content_hash
 from retrain.settings import RetrainSettings
 
@@ -143,6 +145,28 @@ def split(
     return train, held
 
 
+def scrub_turn(scrubber: Scrubber, turn: dict[str, Any]) -> dict[str, Any]:
+    """A turn with PII scrubbed from its text and from its tool calls' arguments."""
+    scrubbed = {**turn, "content": scrubber.scrub(turn.get("content") or "")}
+    if turn.get("tool_calls"):
+        scrubbed["tool_calls"] = [scrub_call(scrubber, call) for call in turn["tool_calls"]]
+    return scrubbed
+
+
+def valid_calls(examples: list[Example]) -> tuple[list[Example], list[str]]:
+    """The examples whose every tool call (in the answer and in earlier turns) is valid
+    against the example's tools, and a line per dropped one naming its first problem."""
+    kept, problems = [], []
+    for ex in examples:
+        calls = [c for m in ex.messages for c in m.get("tool_calls") or []]
+        problem = next((p for c in calls if (p := call_problem(c, list(ex.tools)))), None)
+        if problem is None:
+            kept.append(ex)
+        else:
+            problems.append(f"{ex.id}: {problem}")
+    return kept, problems
+
+
 def curate(
     examples: list[Example],
     settings: RetrainSettings,
@@ -158,21 +182,19 @@ def curate(
     }
     scrubber = Scrubber(pii_patterns)
     scrubbed = [
-        replace(
-            ex,
-            messages=tuple(
-                {"role": m["role"], "content": scrubber.scrub(m["content"])} for m in ex.messages
-            ),
-        )
-        for ex in examples
+        replace(ex, messages=tuple(scrub_turn(scrubber, m) for m in ex.messages)) for ex in examples
     ]
     report["pii_scrubbed"] = dict(scrubber.counts)
+    valid, problems = valid_calls(scrubbed)
+    if problems:  # a call the tools cannot take teaches the model to make it
+        report["dropped_invalid_tool_calls"] = len(problems)
+        report["invalid_tool_calls"] = problems[:20]
     sized = [
         ex
-        for ex in scrubbed
+        for ex in valid
         if len(ex.answer.strip()) >= settings.min_chars and len(ex.text()) <= settings.max_chars
     ]
-    report["dropped_length"] = len(scrubbed) - len(sized)
+    report["dropped_length"] = len(valid) - len(sized)
     seen: set[str] = set()
     unique = []
     for ex in sized:

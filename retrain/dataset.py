@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from feedback.export import ExportFilters, export_dataset
+from feedback.tool_calls import ToolDef, answer_text
 
-ROLES = {"system", "user", "assistant"}
+ROLES = {"system", "user", "assistant", "tool"}
 
 
 class DatasetError(ValueError):
@@ -22,21 +24,25 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class Example:
     id: str  # an interaction id, or "<file>:<line>" for seed rows
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[dict[str, Any], ...]
     source: str  # feedback, seed, golden
     template: str | None = None
     labels: tuple[str, ...] = ()  # reviewers' labels, or a seed row's "labels"
+    tools: tuple[dict[str, Any], ...] = ()  # the tools the conversation declared
 
     @property
-    def prompt(self) -> list[dict[str, str]]:
+    def prompt(self) -> list[dict[str, Any]]:
         return list(self.messages[:-1])
 
     @property
     def answer(self) -> str:
-        return self.messages[-1]["content"]
+        """The answer to learn as text; its tool calls, if any, in canonical form."""
+        last = self.messages[-1]
+        return answer_text(last.get("content"), last.get("tool_calls"))
 
     def text(self) -> str:
-        return "\n".join(f"{m['role']}: {m['content']}" for m in self.messages)
+        turns = [f"{m['role']}: {m.get('content') or ''}" for m in self.messages[:-1]]
+        return "\n".join([*turns, f"assistant: {self.answer}"])
 
 
 def from_feedback(session: Session, alias: str | None, min_score: float) -> list[Example]:
@@ -50,6 +56,7 @@ def from_feedback(session: Session, alias: str | None, min_score: float) -> list
             "feedback",
             row.get("template"),
             tuple(row.get("labels") or ()),
+            tuple(row.get("tools") or ()),
         )
         for iid, row in zip(ids, export.rows, strict=True)
     ]
@@ -70,17 +77,46 @@ def jsonl_lines(path: Path, what: str) -> Iterator[tuple[str, int, Any]]:
             raise DatasetError(f"{where}: not JSON ({exc.msg})") from exc
 
 
-def check_turns(turns: Any, where: str, name: str = "messages") -> tuple[dict[str, str], ...]:
-    """Chat turns with a known role and text each, as plain {role, content} dicts."""
+def check_turns(turns: Any, where: str, name: str = "messages") -> tuple[dict[str, Any], ...]:
+    """Chat turns with a known role and text each (an assistant turn may instead carry
+    `tool_calls`, a tool turn names its `tool_call_id`), as plain dicts of those keys."""
     of = "" if name == "messages" else f" of '{name}'"
+    clean = []
     for turn in turns:
+        calls = turn.get("tool_calls") if isinstance(turn, dict) else None
+        content = turn.get("content") if isinstance(turn, dict) else None
         if (
             not isinstance(turn, dict)
             or turn.get("role") not in ROLES
-            or not isinstance(turn.get("content"), str)
+            or not (isinstance(content, str) or (calls and content is None))
         ):
             raise DatasetError(f"{where}: each turn{of} needs a role {sorted(ROLES)} and text")
-    return tuple({"role": t["role"], "content": t["content"]} for t in turns)
+        kept: dict[str, Any] = {"role": turn["role"], "content": content or ""}
+        if calls:
+            if turn["role"] != "assistant" or not isinstance(calls, list):
+                raise DatasetError(f"{where}: only an assistant turn{of} has a tool_calls list")
+            kept["tool_calls"] = calls
+        if turn["role"] == "tool" and turn.get("tool_call_id"):
+            kept["tool_call_id"] = str(turn["tool_call_id"])
+        clean.append(kept)
+    return tuple(clean)
+
+
+def check_tools(tools: Any, where: str) -> tuple[dict[str, Any], ...]:
+    """A row's `tools`: OpenAI function definitions whose parameters are JSON schemas."""
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise DatasetError(f"{where}: 'tools' must be a list of function definitions")
+    checked = []
+    for n, tool in enumerate(tools):
+        try:
+            checked.append(ToolDef.model_validate(tool).model_dump(exclude_none=True))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            at = ".".join(str(p) for p in problem["loc"])
+            raise DatasetError(f"{where}: tools[{n}].{at}: {problem['msg']}") from None
+    return tuple(checked)
 
 
 def read_seed(path: Path) -> list[Example]:
@@ -99,7 +135,10 @@ def read_seed(path: Path) -> list[Example]:
         template = row.get("template")
         if template is not None and not isinstance(template, str):
             raise DatasetError(f"{where}: 'template' must be a string")
-        examples.append(Example(f"{path.name}:{number}", clean, "seed", template, tuple(labels)))
+        tools = check_tools(row.get("tools"), where)
+        examples.append(
+            Example(f"{path.name}:{number}", clean, "seed", template, tuple(labels), tools)
+        )
     return examples
 
 
@@ -107,5 +146,6 @@ def content_hash(examples: list[Example]) -> str:
     """sha256 over ids and messages, order-independent: the dataset's version."""
     digest = hashlib.sha256()
     for ex in sorted(examples, key=lambda e: e.id):
-        digest.update(json.dumps([ex.id, ex.messages], sort_keys=True).encode())
+        item = [ex.id, ex.messages, ex.tools] if ex.tools else [ex.id, ex.messages]
+        digest.update(json.dumps(item, sort_keys=True).encode())
     return digest.hexdigest()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from feedback.tool_calls import answer_text
 from retrain.dataset import Example
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ class Evaluator:
             self.timeout_s,
             progress,
             self.headers,
+            tools=[list(ex.tools) for ex in examples],
         )
-        return [str(b["choices"][0]["message"]["content"] or "") for b in bodies]
+        messages = [b["choices"][0]["message"] for b in bodies]
+        return [answer_text(m.get("content"), m.get("tool_calls")) for m in messages]
 
     def load(self, name: str, path: Path) -> None:
         response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
@@ -85,11 +88,16 @@ def chat_many(
     timeout_s: float = 300,
     progress: Progress | None = None,
     headers: dict[str, str] | None = None,
+    tools: Sequence[list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Greedy chat completions for every conversation, `concurrency` at a time (the engine
-    batches them), in order; the response bodies. Any failure is an EvaluationError."""
+    batches them), in order; the response bodies. Any failure is an EvaluationError.
+    `tools[i]`, when not empty, is sent with conversation i (`tool_choice` auto: whether
+    to call is part of what is judged)."""
     return asyncio.run(
-        _chat_many(url, model, conversations, max_tokens, concurrency, timeout_s, progress, headers)
+        _chat_many(
+            url, model, conversations, max_tokens, concurrency, timeout_s, progress, headers, tools
+        )
     )
 
 
@@ -102,12 +110,17 @@ async def _chat_many(
     timeout_s: float,
     progress: Progress | None,
     headers: dict[str, str] | None,
+    tools: Sequence[list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     gate, done = asyncio.Semaphore(concurrency), 0
 
-    async def one(client: httpx.AsyncClient, messages: list[dict[str, str]]) -> dict[str, Any]:
+    async def one(
+        client: httpx.AsyncClient, messages: list[dict[str, str]], declared: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         nonlocal done
         body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        if declared:
+            body["tools"] = declared
         async with gate:
             try:
                 response = await client.post(f"{url}/v1/chat/completions", json=body)
@@ -123,4 +136,9 @@ async def _chat_many(
         return dict(response.json())
 
     async with httpx.AsyncClient(timeout=timeout_s, headers=headers) as client:
-        return list(await asyncio.gather(*(one(client, m) for m in conversations)))
+        declared = list(tools) if tools is not None else [[] for _ in conversations]
+        return list(
+            await asyncio.gather(
+                *(one(client, m, t) for m, t in zip(conversations, declared, strict=True))
+            )
+        )

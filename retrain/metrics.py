@@ -1,5 +1,6 @@
 """Answer-quality metrics for the evaluation gate: Rouge-L F-measure, token F1, exact match,
-and an LLM judge.
+and an LLM judge. Where the reference answer is a tool call, every pointwise metric scores
+the exact call instead (`scored`).
 
 A pointwise metric scores one answer against its reference in [0, 1]; a pairwise one (the
 judge) sees the candidate's and production's answers together and gives the candidate a
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from feedback.tool_calls import calls_in
 from retrain.dataset import Example
 from retrain.judge import Judge, Pair
 
@@ -82,6 +84,21 @@ def exact_match(prediction: str, reference: str) -> float:
     return float(tokens(prediction) == tokens(reference))
 
 
+def tool_call_match(prediction: str, reference: str) -> float:
+    """1 when the prediction makes exactly the reference's tool calls (function names and
+    arguments as data, in order; none when the reference makes none), else 0."""
+    return float(calls_in(prediction) == calls_in(reference))
+
+
+def scored(metric: Metric, prediction: str, reference: str) -> float:
+    """A pointwise metric, except where the reference answer is a tool call: there only
+    the exact call counts (a call to the wrong function, or with one argument wrong, does
+    the wrong thing, however close its text reads)."""
+    if calls_in(reference):
+        return tool_call_match(prediction, reference)
+    return metric(prediction, reference)
+
+
 def judged(judge: Judge, pairs: list[Pair]) -> list[float]:
     return judge.compare(pairs)
 
@@ -90,6 +107,7 @@ METRICS: dict[str, Metric | Pairwise] = {
     "rouge_l": rouge_l,
     "token_f1": token_f1,
     "exact_match": exact_match,
+    "tool_calls": tool_call_match,
     "judge": Pairwise(judged),
 }
 Scores = dict[str, tuple[list[float], list[float]]]  # metric -> (candidate, production)
@@ -114,7 +132,7 @@ def score(
         if isinstance(metric, Pairwise):
             raise ValueError(f"{name} compares two answers; use score_items")
         pairs = zip(predictions, references, strict=True)
-        means[name] = sum(metric(p, r) for p, r in pairs) / len(predictions)
+        means[name] = sum(scored(metric, p, r) for p, r in pairs) / len(predictions)
     return means
 
 
@@ -144,8 +162,8 @@ def score_items(
         else:
             refs = [ex.answer for ex in examples]
             scores[name] = (
-                [metric(c, r) for c, r in zip(candidate, refs, strict=True)],
-                [metric(p, r) for p, r in zip(production, refs, strict=True)],
+                [scored(metric, c, r) for c, r in zip(candidate, refs, strict=True)],
+                [scored(metric, p, r) for p, r in zip(production, refs, strict=True)],
             )
     return scores
 

@@ -106,7 +106,18 @@ class RetrainSettings(BaseSettings):
         2e-4, gt=0, description="The least the size scaling lowers the rate to."
     )
     batch_size: int = Field(8, ge=1)
-    max_seq_len: int = Field(256, ge=16)
+    micro_batch_tokens: int = Field(
+        1024,
+        ge=16,
+        description="Padded tokens one forward pass may hold: a batch of long rows is split "
+        "and its gradients accumulated, the same optimiser step with bounded memory.",
+    )
+    max_seq_len: int = Field(
+        1024,
+        ge=16,
+        description="Tokens per example, at most: a row is padded only to its batch's longest, "
+        "so this bounds long conversations (an agent's tool definitions alone take hundreds).",
+    )
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     seed: int = 0
     search: dict[str, list[float]] = Field(

@@ -108,10 +108,11 @@ def load_base(model_dir: Path, four_bit: bool, device: str) -> Any:
 
 def encode(example: Example, tokenizer: Any, max_len: int) -> tuple[list[int], list[int]] | None:
     """Token ids and labels; labels are IGNORE everywhere but the assistant's answer."""
+    tools = list(example.tools) or None
     prompt = tokenizer.apply_chat_template(
-        example.prompt, tokenize=False, add_generation_prompt=True
+        example.prompt, tools=tools, tokenize=False, add_generation_prompt=True
     )
-    full = tokenizer.apply_chat_template(list(example.messages), tokenize=False)
+    full = tokenizer.apply_chat_template(list(example.messages), tools=tools, tokenize=False)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
     if full_ids[: len(prompt_ids)] != prompt_ids or len(prompt_ids) >= max_len:
@@ -124,6 +125,27 @@ def encode(example: Example, tokenizer: Any, max_len: int) -> tuple[list[int], l
 def answer_key(example: Example) -> str:
     """The answer, case and spacing aside: examples with the same one validate together."""
     return " ".join(example.answer.lower().split())
+
+
+def answer_count(labels: list[int]) -> int:
+    """The tokens a row's loss is taken over: labelled ones after the first (the shift)."""
+    return sum(1 for label in labels[1:] if label != IGNORE)
+
+
+def micro_batches(rows: list[Row], max_tokens: int) -> list[list[Row]]:
+    """Consecutive parts of a batch whose padded size (rows x longest row) stays within
+    `max_tokens`; a row longer than that is a part of its own."""
+    parts: list[list[Row]] = []
+    for row in rows:
+        part = parts[-1] if parts else None
+        if (
+            part is not None
+            and (len(part) + 1) * max(len(r[0]) for r in [*part, row]) <= max_tokens
+        ):
+            part.append(row)
+        else:
+            parts.append([row])
+    return parts
 
 
 def collate(rows: list[Row], pad: int) -> dict[str, torch.Tensor]:
@@ -202,15 +224,13 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, plan, plan.learning_rate) * stopping.lr_scale()
             batch_rows = [rows[i] for i in order[step * s.batch_size : (step + 1) * s.batch_size]]
-            batch = {k: v.to(self.device) for k, v in collate(batch_rows, pad).items()}
-            loss = model(**batch).loss
-            loss.backward()
+            loss = self._backward(model, batch_rows, pad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             state["step"] = step
-            state["losses"].append(round(float(loss.item()), 6))
-            state["tokens"] += int(batch["attention_mask"].sum())
+            state["losses"].append(round(loss, 6))
+            state["tokens"] += sum(len(ids) for ids, _ in batch_rows)
             if stopping.due(step) and stopping.record(step, self.validation_loss(model, held, pad)):
                 best = _lora_weights(model)
             state["seconds"] = time.perf_counter() - began
@@ -258,25 +278,46 @@ class Trainer:
             stop_reason=stopping.reason(step, elapsed, rule),
         )
 
+    def _backward(self, model: Any, rows: list[Row], pad: int) -> float:
+        """One step's gradients and its loss, the mean over the step's answer tokens. A
+        batch within `micro_batch_tokens` is one forward pass; a longer one is split and
+        each part's summed loss, over the whole batch's answer tokens, is backpropagated."""
+        parts = micro_batches(rows, self.settings.micro_batch_tokens)
+        if len(parts) == 1:
+            batch = {k: v.to(self.device) for k, v in collate(rows, pad).items()}
+            loss = model(**batch).loss
+            loss.backward()
+            return float(loss.item())
+        answer_tokens = sum(answer_count(labels) for _, labels in rows)
+        total = 0.0
+        for part in parts:
+            summed = self._summed_loss(model, part, pad)
+            (summed / max(1, answer_tokens)).backward()
+            total += float(summed.item())
+        return total / max(1, answer_tokens)
+
+    def _summed_loss(self, model: Any, rows: list[Row], pad: int) -> torch.Tensor:
+        batch = {k: v.to(self.device) for k, v in collate(rows, pad).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        shifted = logits.logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        return torch.nn.functional.cross_entropy(
+            shifted.reshape(-1, shifted.size(-1)),
+            labels.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+
     @torch.no_grad()
     def validation_loss(self, model: Any, held: list[Row], pad: int) -> float:
         """Mean loss per answer token over the validation split (dropout off)."""
         model.eval()
         total, count = 0.0, 0
         for start in range(0, len(held), self.settings.batch_size):
-            batch = collate(held[start : start + self.settings.batch_size], pad)
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            shifted = logits.logits[:, :-1].float()
-            labels = batch["labels"][:, 1:]
-            losses = torch.nn.functional.cross_entropy(
-                shifted.reshape(-1, shifted.size(-1)),
-                labels.reshape(-1),
-                ignore_index=IGNORE,
-                reduction="sum",
-            )
-            total += float(losses)
-            count += int((labels != IGNORE).sum())
+            batch = held[start : start + self.settings.batch_size]
+            for part in micro_batches(batch, self.settings.micro_batch_tokens):
+                total += float(self._summed_loss(model, part, pad))
+            count += sum(answer_count(labels) for _, labels in batch)
         model.train()
         return total / max(1, count)
 

@@ -238,8 +238,9 @@ class Proxy:
                 422, f"template '{spec.name}': {exc}", "invalid_variables", "variables"
             ) from None
         try:
-            if (tools := spec.request_tools(payload.get("tools"))) is not None:
-                payload["tools"] = tools
+            tools = spec.request_tools(payload.get("tools"))
+            if tools is not None and tools is not payload.get("tools"):
+                payload["tools"] = record["rendered_tools"] = tools
         except VariableError as exc:
             raise APIError(422, str(exc), "invalid_tools", "tools") from None
         for key, value in spec.sampling.items():

@@ -3,8 +3,9 @@
 from pathlib import Path
 
 
-def make_adapter(model_dir: Path, out: Path, seed: int = 0) -> None:
-    """A LoRA adapter with random (not zero) B matrices, so it visibly changes answers."""
+def make_adapter(model_dir: Path, out: Path, seed: int = 0, identity: bool = False) -> None:
+    """A LoRA adapter with random (not zero) B matrices, so it visibly changes answers;
+    `identity`: zero B matrices, so it answers exactly as the base model."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -15,7 +16,7 @@ def make_adapter(model_dir: Path, out: Path, seed: int = 0) -> None:
         r=8,
         lora_alpha=32,
         target_modules=["q_proj", "v_proj"],
-        init_lora_weights=False,
+        init_lora_weights=identity,
         task_type="CAUSAL_LM",
     )
     get_peft_model(base, config).save_pretrained(out)

@@ -168,7 +168,7 @@ def _describe(i: Interaction) -> dict[str, Any]:
 
 
 def tool_use(i: Interaction) -> dict[str, str]:
-    tools = i.request.get("tools") if isinstance(i.request, dict) else None
+    tools = i.tools
     calls = i.tool_calls or []
     names = [str((c.get("function") or {}).get("name")) for c in calls if isinstance(c, dict)]
     valid = all(call_problem(c, tools) is None for c in calls)

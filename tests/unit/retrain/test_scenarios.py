@@ -17,9 +17,12 @@ def test_scenario_rows_are_chat_examples(path: Path) -> None:
     examples = read_seed(path)
     assert len(examples) >= 200
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    answers = {held: {r["messages"][-1]["content"] for r in rows if r["heldout"] is held}
-               for held in (True, False)}  # fmt: skip
+    pairs = list(zip(examples, rows, strict=True))
+    answers = {
+        held: {ex.answer for ex, r in pairs if r["heldout"] is held} for held in (True, False)
+    }
     assert answers[True] and not answers[True] & answers[False], "held-out topics never trained"
+    assert all(ex.answer.strip() for ex in examples), "an answer is text or a tool call"
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*_flawed.jsonl")), ids=lambda p: p.stem)

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from feedback.models import Interaction
 from loraloop import db
 from serve.templates import (
     TemplateSpec,
@@ -97,7 +98,6 @@ def test_request_with_template_is_rendered_and_captured(gateway: TestClient) -> 
     )
     assert response.status_code == 200, response.text
     gateway.app.state.capture.flush()  # type: ignore[attr-defined]
-    from feedback.models import Interaction
 
     with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
         record = session.get(Interaction, response.json()["interaction_id"])
@@ -172,7 +172,14 @@ def test_a_template_declares_the_tools_its_agent_may_call(gateway: TestClient) -
     response = gateway.post("/v1/chat/completions", json=ask)
     assert response.status_code == 200, response.text
     call = response.json()["choices"][0]["message"]["tool_calls"][0]
-    assert json.loads(call["function"]["arguments"]) == {"seen": ["lookup_order", "refund_order"]}
+    declared = ["lookup_order", "refund_order", "cancel_order"]
+    assert json.loads(call["function"]["arguments"]) == {"seen": declared}
+    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        record = session.get(Interaction, response.json()["interaction_id"])
+    assert record is not None and "tools" not in record.request
+    assert [t["function"]["name"] for t in record.tools or []] == declared, "what the model saw"
+    assert record.tool_calls and record.tool_calls[0]["function"]["name"] == "lookup_order"
 
     spec = load_spec(TEMPLATES / "order-agent.yaml")
     own = [spec.tools[0].model_dump(exclude_none=True)]
@@ -187,7 +194,7 @@ def test_a_template_declares_the_tools_its_agent_may_call(gateway: TestClient) -
     assert "'delete_account' is not declared by template 'order-agent'" in refused.text
 
     cards = {t["name"]: t for t in gateway.get("/v1/templates").json()["data"]}
-    assert cards["order-agent"]["tools"] == ["lookup_order", "refund_order"]
+    assert cards["order-agent"]["tools"] == declared
     assert cards["support-agent"]["tools"] == []
 
 
