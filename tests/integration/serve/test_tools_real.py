@@ -43,6 +43,7 @@ REFUND = {
 }
 TOOLS = [LOOKUP, REFUND]
 ASK = [{"role": "user", "content": "Where is my order A-1042?"}]
+NAMED = {"type": "function", "function": {"name": "lookup_order"}}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_named_and_required_tool_choice_return_schema_valid_calls_captured_whole
         model=platform.model,
         messages=ASK,
         tools=TOOLS,
-        tool_choice={"type": "function", "function": {"name": "lookup_order"}},
+        tool_choice=NAMED,
         max_tokens=60,
         temperature=0,
     )
@@ -110,7 +111,7 @@ def test_streamed_tool_call_deltas_pass_through_and_are_captured_as_one_call(
         model=platform.model,
         messages=ASK,
         tools=TOOLS,
-        tool_choice={"type": "function", "function": {"name": "lookup_order"}},
+        tool_choice=NAMED,
         max_tokens=60,
         temperature=0,
         stream=True,
