@@ -109,17 +109,18 @@ def export_dataset(
 
 def latest_correction(reviews: list[Review]) -> str | None:
     """The newest correction among an item's current reviews: reviewers' latest word."""
-    newest = sorted(reviews, key=lambda r: (r.created_at, r.id or 0), reverse=True)
-    return next((r.correction for r in newest if r.correction), None)
+    return next((r.correction for r in newest_first(reviews) if r.correction), None)
 
 
 def latest_calls(reviews: list[Review]) -> list[dict[str, Any]] | None:
     """The newest corrected tool calls among an item's current reviews ([] is a correction
     too: the answer should have called nothing)."""
-    newest = sorted(reviews, key=lambda r: (r.created_at, r.id or 0), reverse=True)
-    return next(
-        (r.correction_tool_calls for r in newest if r.correction_tool_calls is not None), None
-    )
+    calls = (r.correction_tool_calls for r in newest_first(reviews))
+    return next((c for c in calls if c is not None), None)
+
+
+def newest_first(reviews: list[Review]) -> list[Review]:
+    return sorted(reviews, key=lambda r: (r.created_at, r.id or 0), reverse=True)
 
 
 def scrub_call(scrubber: Scrubber, call: dict[str, Any]) -> dict[str, Any]:
