@@ -79,6 +79,9 @@ class Evaluator:
             raise EvaluationError(f"engine {self.engine_url} did not answer: {exc!r}") from None
 
 
+CONNECTION_RETRIES = 2
+
+
 def chat_many(
     url: str,
     model: str,
@@ -122,10 +125,7 @@ async def _chat_many(
         if declared:
             body["tools"] = declared
         async with gate:
-            try:
-                response = await client.post(f"{url}/v1/chat/completions", json=body)
-            except httpx.HTTPError as exc:
-                raise EvaluationError(f"{url} did not answer: {exc!r}") from None
+            response = await _post(client, f"{url}/v1/chat/completions", body)
         if response.status_code != 200:
             raise EvaluationError(
                 f"{url} answered {response.status_code} for {model}: {response.text[:300]}"
@@ -142,3 +142,20 @@ async def _chat_many(
                 *(one(client, m, t) for m, t in zip(conversations, declared, strict=True))
             )
         )
+
+
+async def _post(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> httpx.Response:
+    """POST, sent again (after a short wait) when the connection broke before any answer
+    came back, as the openai SDK does: a pooled connection the server has just closed fails
+    that way, and a shed answer would fail a whole evaluation. A timeout is not retried: the
+    server may still be working on it."""
+    for attempt in range(CONNECTION_RETRIES + 1):
+        try:
+            return await client.post(url, json=body)
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if attempt == CONNECTION_RETRIES:
+                raise EvaluationError(f"{url} did not answer: {exc!r}") from None
+            await asyncio.sleep(0.5 * 2**attempt)
+        except httpx.HTTPError as exc:
+            raise EvaluationError(f"{url} did not answer: {exc!r}") from None
+    raise AssertionError("unreachable")

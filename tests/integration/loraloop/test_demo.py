@@ -22,6 +22,7 @@ from serve.tables import AdapterVersion, Alias
 from tests.integration.conftest import Platform
 
 pytestmark = pytest.mark.integration
+FLAWED_TRAFFIC = 56  # enough thumbs for KTO; each question costs production and traffic time
 LOOP_ENV = {
     "LORALOOP_RETRAIN_MIN_EXAMPLES": "30",
     "LORALOOP_RETRAIN_EVAL_FRACTION": "0.2",
@@ -323,7 +324,7 @@ def test_demo_learns_from_thumbs_to_drop_productions_flaw(
         "--gateway",
         platform.gateway_url,
         "--limit",
-        "80",
+        str(FLAWED_TRAFFIC),
         "--alias",
         "flawed",
         "--objective",
@@ -334,7 +335,7 @@ def test_demo_learns_from_thumbs_to_drop_productions_flaw(
     judged = re.search(r"(\d+) answers, (\d+) flawed · end users: (\d+) thumbs down", out)
     assert judged, out[-2000:]
     answers, flawed, down = map(int, judged.groups())
-    assert answers == 80 and flawed >= 40, "production learned its bad habit"
+    assert answers == FLAWED_TRAFFIC and flawed >= answers // 2, "production learned its habit"
     assert abs(down - flawed) < answers / 3, "thumbs follow the flaw, with noise"
     assert "reviewer: 20 corrections" in out and "objective: asked for kto" in out
     rate = re.search(r"held-out flaw rate: production ([\d.]+) \(Rouge-L ([\d.]+)\) -> (.*)", out)
@@ -345,7 +346,7 @@ def test_demo_learns_from_thumbs_to_drop_productions_flaw(
     record = json.loads((runs / "flawed" / run_id[1] / "run.json").read_text())
     assert record["objective"]["objective"] == "kto"
     sources = record["preference"]["data"]["judged"]["by_source"]
-    assert sources["end_user"] > 40 and sources["correction"] >= 10
+    assert sources["end_user"] > answers // 2 and sources["correction"] >= 10
     assert record["preference"]["evidence"]["items"] > 0
     if record["outcome"] == "promoted":
         after = re.match(r"flawed@(\d+) ([\d.]+)", rate[3])

@@ -1,5 +1,6 @@
 """The gateway in front of the real vLLM engine, used through the official openai SDK."""
 
+import http.client
 import threading
 import time
 from collections import Counter
@@ -151,3 +152,22 @@ def test_adapter_files_outside_store_are_refused(platform: Platform, tmp_path: P
     )
     assert response.status_code == 400
     assert "outside the adapter store" in response.json()["error"]["message"]
+
+
+def test_an_idle_connection_outlives_a_clients_keep_alive(platform: Platform) -> None:
+    """Clients (httpx: 5 s) and balancers (nginx, ALB: 60 s) reuse idle connections until
+    their own timeout: a gateway that closed first would drop a request already sent on one
+    (uvicorn's own default is 5 s, which races httpx's). `LORALOOP_SERVE_KEEP_ALIVE_S`."""
+    host, port = platform.gateway_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/v1/models")
+        assert connection.getresponse().read() and connection.sock is not None
+        socket_before = connection.sock
+        time.sleep(6)
+        connection.request("GET", "/v1/models")  # raises RemoteDisconnected if it was closed
+        response = connection.getresponse()
+        assert response.status == 200 and response.read()
+        assert connection.sock is socket_before, "the same connection served both"
+    finally:
+        connection.close()
