@@ -15,11 +15,11 @@ from sqlmodel import Session, col, select
 from feedback.models import Interaction, Review
 from loraloop import db
 from loraloop.demo import SCENARIO
-from loraloop.launch import LORALOOP
 from retrain.evaluate import chat_many
 from retrain.metrics import rouge_l
 from serve.tables import AdapterVersion, Alias
 from tests.integration.conftest import Platform
+from tests.utils.platform import cli
 
 pytestmark = pytest.mark.integration
 FLAWED_TRAFFIC = 56  # enough thumbs for KTO; each question costs production and traffic time
@@ -33,17 +33,6 @@ LOOP_ENV = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
-
-
-def cli(platform: Platform, runs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {
-        **platform.env,
-        "LORALOOP_RETRAIN_RUNS_DIR": str(runs),
-        "LORALOOP_RETRAIN_MLFLOW_URI": f"sqlite:///{runs / 'mlflow.db'}",
-        "COLUMNS": "250",
-        **env,
-    }
-    return subprocess.run([LORALOOP, *args], env=full, capture_output=True, text=True, timeout=1200)
 
 
 def retrain_lumen(

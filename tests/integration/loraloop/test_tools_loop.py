@@ -15,8 +15,7 @@ from feedback.tool_calls import answer_text, calls_in
 from retrain.evaluate import chat_many
 from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
-from tests.integration.loraloop.test_demo import cli
-from tests.integration.serve.test_gateway_real import admin
+from tests.utils.platform import admin, cli
 
 pytestmark = pytest.mark.integration
 SCENARIO = Path(__file__).resolve().parents[3] / "retrain" / "scenarios" / "order_desk.jsonl"

@@ -9,13 +9,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from sqlmodel import Session
 
-from feedback.models import Interaction
-from loraloop import db
 from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
-from tests.utils.clients import JSON
+from tests.utils.platform import admin, stored
 
 pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -24,20 +21,6 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 @pytest.fixture(scope="module")
 def sdk(platform: Platform) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{platform.gateway_url}/v1", api_key="unused-on-loopback")
-
-
-def stored(platform: Platform, interaction_id: str) -> Interaction:
-    engine = db.create_db_engine(platform.db_url)
-    try:
-        for _ in range(100):
-            with Session(engine) as session:
-                row = session.get(Interaction, interaction_id)
-            if row is not None:
-                return row
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    raise AssertionError(f"interaction {interaction_id} was not captured")
 
 
 def test_sdk_chat_completion(sdk: openai.OpenAI, platform: Platform) -> None:
@@ -89,14 +72,6 @@ def test_sdk_template_and_errors(sdk: openai.OpenAI, platform: Platform) -> None
         sdk.chat.completions.create(
             model=platform.model, messages=QUESTION, extra_body={"template": "support-agent"}
         )
-
-
-def admin(platform: Platform, path: str, body: dict[str, object] | None = None) -> dict:  # type: ignore[type-arg]
-    response = httpx.post(
-        f"{platform.gateway_url}/admin{path}", json=body, headers=JSON, timeout=120
-    )
-    assert response.status_code in (200, 201), response.text
-    return response.json()  # type: ignore[no-any-return]
 
 
 def test_promote_and_rollback_under_load_fail_no_request(

@@ -11,7 +11,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from tests.integration.conftest import Platform
-from tests.integration.serve.test_gateway_real import stored
+from tests.utils.platform import stored
 
 pytestmark = pytest.mark.integration
 
