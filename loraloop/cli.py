@@ -128,7 +128,7 @@ def run(
             log_level="info",
             access_log=False,  # every request is captured as an interaction, and counted
             timeout_graceful_shutdown=int(settings.serve.shutdown_timeout_s),
-            timeout_keep_alive=int(settings.serve.keep_alive_s),
+            timeout_keep_alive=settings.serve.keep_alive_s,
         )
     finally:
         manager.stop()

@@ -169,9 +169,9 @@ class ServeSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, wait this long for in-flight requests to finish."
     )
-    keep_alive_s: float = Field(
-        75.0,
-        gt=0,
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
         description="How long an idle client connection is kept open. Longer than the idle "
         "timeout of the balancers and clients in front (60 s on most), so the gateway never "
         "closes a connection a client is about to reuse.",
