@@ -13,6 +13,7 @@ from loraloop.cli_support import BarReporter, CliError, console, friendly, progr
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
 from retrain.objectives import OBJECTIVES
+from retrain.outcome import RunOutcome
 
 Objective = StrEnum("Objective", {o: o for o in ("auto", *OBJECTIVES)})  # type: ignore[misc]
 
@@ -41,6 +42,10 @@ def retrain_run(
             "default: LORALOOP_RETRAIN_OBJECTIVE."
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="Curate the data and pick the objective, print the plan, train nothing."),
+    ] = False,
 ) -> None:
     """Build and curate the dataset, train, evaluate against production, promote if better."""
     from loraloop.retraining import RetrainJobs
@@ -49,6 +54,12 @@ def retrain_run(
     if objective is not None:
         settings.retrain.objective = objective.value
     db = create_db_engine(settings.db.url.get_secret_value())
+    if dry_run:
+        try:
+            print_plan(RetrainJobs(db, settings).plan(alias, new))
+        finally:
+            db.dispose()
+        return
     try:
         with progress_bar() as bar:
             outcome = RetrainJobs(db, settings).run(alias, "manual", new, BarReporter(bar))
@@ -81,6 +92,28 @@ def retrain_run(
         f"{outcome.train_examples} train / {outcome.eval_examples} held out, "
         f"dataset {outcome.dataset_hash[:12]}; report: {outcome.run_dir / 'report.html'}"
     )
+
+
+def print_plan(plan: RunOutcome) -> None:
+    """The data a run would see and what it would train, as `retrain run` would."""
+    console.print(f"[bold]plan[/bold] for {plan.alias} (dry run: nothing trained)")
+    console.print(f"objective: {plan.objective['objective']} ({plan.objective['reason']})")
+    curation = plan.curation
+    console.print(
+        f"chat examples: {plan.train_examples} train / {plan.eval_examples} held out "
+        f"({curation.get('input', 0)} in), dataset {plan.dataset_hash[:12]}"
+    )
+    for name, report in plan.preference.get("data", {}).items():
+        sources = ", ".join(f"{k} {v}" for k, v in report["by_source"].items())
+        extra = ""
+        if "balance" in report:
+            b = report["balance"]
+            extra = f"; {b['desirable']} desirable, {b['undesirable']} undesirable"
+        console.print(
+            f"{name}: {report['train']} train / {report['eval']} held out ({sources}){extra}"
+        )
+    if plan.golden.get("items"):
+        console.print(f"gated on the golden set ({plan.golden['items']} items)")
 
 
 @retrain_app.command("runs")

@@ -52,6 +52,10 @@ class RetrainJobs:
             thresholds=Thresholds.from_settings(settings.feedback),
         )
 
+    def plan(self, alias: str, new: bool = False) -> RunOutcome:
+        """What a run would do now (`--dry-run`): no job, no lock, nothing trained."""
+        return self.retrainer.plan(alias, new)
+
     def run(
         self,
         alias: str,

@@ -160,6 +160,16 @@ class Retrainer:
             self.tracker.log_run(record, run_dir)
         return outcome
 
+    def plan(self, alias: str, new: bool = False) -> RunOutcome:
+        """What a run would train on, and with which objective, without training: the
+        dataset steps only. Nothing is written, no job recorded, production untouched; a
+        run that would refuse its data refuses here the same way, in seconds."""
+        baseline, parent = self.baseline(alias, new)
+        grid(self.settings)
+        run = RunOutcome("plan", alias, baseline, self.settings.runs_dir / alias, "planned")
+        self._dataset(run, parent)
+        return run
+
     def _run(self, run: RunOutcome, parent: int | None, report: Reporter) -> None:
         s = self.settings
         grid(s)  # a search too large fails before any work

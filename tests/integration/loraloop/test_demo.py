@@ -237,66 +237,62 @@ def thumbs_on_lumen(platform: Platform, rows: list[dict[str, object]]) -> dict[s
     return counts
 
 
-def test_a_run_learns_from_end_user_thumbs(
+def test_end_user_thumbs_reach_a_runs_plan(
     demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path
 ) -> None:
-    """Thumbs on lumen's own answers, no corrections: `auto` picks KTO, the CLI says why, the
-    run is judged on held-out preference evidence; asking for DPO without pairs fails
-    clearly and changes nothing."""
+    """Thumbs on lumen's own answers, no corrections: `--dry-run` shows auto picking KTO
+    from them and why, training nothing; asking for DPO without pairs fails clearly and
+    changes nothing. (Training on thumbs: the flawed-production demo below.)"""
     assert demo.returncode == 0
     rows = [json.loads(line) for line in SCENARIO.read_text().splitlines() if line.strip()]
     counts = thumbs_on_lumen(platform, [r for r in rows if not r["heldout"]][180:220])
     assert min(counts.values()) >= 10, counts
-    fast = {
-        "LORALOOP_RETRAIN_MIN_JUDGED": "24",
-        "LORALOOP_RETRAIN_MIN_JUDGED_CLASS": "8",
-        "LORALOOP_RETRAIN_EVAL_FRACTION": "0.25",
-        "LORALOOP_RETRAIN_MAX_STEPS": "4",
-        "LORALOOP_RETRAIN_BATCH_SIZE": "4",
-        "LORALOOP_RETRAIN_WARMUP_STEPS": "0",
-    }
+    needs = {"LORALOOP_RETRAIN_MIN_JUDGED": "24", "LORALOOP_RETRAIN_MIN_JUDGED_CLASS": "8"}
     engine = db.create_db_engine(platform.db_url)
     with Session(engine) as session:
         before = len(
             session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
         )
     engine.dispose()
+    run_dirs = sorted((runs / "lumen").iterdir())
 
     no_pairs = cli(
-        platform, runs, "retrain", "run", "--alias", "lumen", "--objective", "dpo", **fast
+        platform, runs, "retrain", "run", "--alias", "lumen", "--objective", "dpo", **needs
     )
     assert no_pairs.returncode == 1
     assert "dpo needs preference pairs" in no_pairs.stderr, no_pairs.stderr[-2000:]
 
-    ran = cli(platform, runs, "retrain", "run", "--alias", "lumen", "--objective", "auto", **fast)
-    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert "objective: auto:" in ran.stdout and "too few pairs for DPO" in ran.stdout
-    run_id = re.search(r"report: \S+/lumen/(\S+)/report.html", ran.stdout)
-    assert run_id, ran.stdout
-    run_dir = runs / "lumen" / run_id[1]
-    record = json.loads((run_dir / "run.json").read_text())
-    assert record["objective"]["objective"] == "kto"
-    assert [s["stage"] for s in record["stages"]] == ["kto"]
-    judged = record["preference"]["data"]["judged"]
-    assert judged["by_source"]["end_user"] >= 20 and judged["balance"]["undesirable"] >= 8
-    evidence = record["preference"]["evidence"]
-    assert evidence["items"] > 0 and 0 <= evidence["candidate_accuracy"] <= 1
-    # judged answers: the share moved the right way against production (lumen's v1)
-    assert evidence["production_accuracy"] is None and 0 <= evidence["won"] <= 1
-    page = (run_dir / "report.html").read_text()
-    assert "kto" in page and "Preference evidence" in page
+    planned = cli(
+        platform,
+        runs,
+        "retrain",
+        "run",
+        "--alias",
+        "lumen",
+        "--objective",
+        "auto",
+        "--dry-run",
+        **needs,
+    )
+    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    out = planned.stdout
+    assert "dry run: nothing trained" in out and "objective: kto" in out, out
+    assert "too few pairs for DPO" in out
+    judged = re.search(
+        r"judged: (\d+) train / (\d+) held out \(.*end_user (\d+).*\); "
+        r"(\d+) desirable, (\d+) undesirable",
+        out,
+    )
+    assert judged, out
+    assert int(judged[3]) >= 20 and int(judged[5]) >= 8
 
     engine = db.create_db_engine(platform.db_url)
     with Session(engine) as session:
         versions = session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
     engine.dispose()
-    if record["outcome"] == "promoted":
-        newest = max(versions, key=lambda v: v.version)
-        assert newest.lineage["objective"] == "kto" and newest.lineage["preference_row_ids"]
-        assert len(versions) == before + 1
-    else:
-        assert record["outcome"] == "rejected" and record["gate"]["reasons"]
-        assert len(versions) == before
+    assert len(versions) == before
+    # the refused run is recorded (as every run is); the plan is not
+    assert len(sorted((runs / "lumen").iterdir())) == len(run_dirs) + 1
 
 
 def test_demo_learns_from_thumbs_to_drop_productions_flaw(

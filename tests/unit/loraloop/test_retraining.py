@@ -123,3 +123,35 @@ def test_a_preference_objective_without_enough_judgments_fails_clearly(
     with Session(engine) as session:
         assert Registry("base", tmp_path / "adapters", 16).alias(session, "fresh") is None
     engine.dispose()
+
+
+def test_a_dry_run_plans_without_training_or_recording(
+    gateway: TestClient, migrated_db: str, tmp_path: Path
+) -> None:
+    """`retrain run --dry-run`: auto's pick from the thumbs there are, the counts it read,
+    no job, no run directory; a plan the data cannot carry fails as the run would."""
+    for i in range(16):
+        body = {"model": "base", "messages": [{"role": "user", "content": f"question {i}"}]}
+        iid = gateway.post("/v1/chat/completions", json=body).json()["interaction_id"]
+        gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+        rating = "up" if i % 2 else "down"
+        assert gateway.post(
+            "/v1/feedback", json={"interaction_id": iid, "rating": rating}
+        ).is_success
+    engine = db.create_db_engine(migrated_db)
+    settings = settings_for(migrated_db, tmp_path)
+    settings.retrain.objective = "auto"
+    settings.retrain.min_judged, settings.retrain.min_judged_class = 10, 4
+    jobs = RetrainJobs(engine, settings, "http://127.0.0.1:9")
+    plan = jobs.plan("thumbs", new=True)
+    assert plan.outcome == "planned" and plan.objective["objective"] == "kto"
+    assert "too few pairs for DPO" in plan.objective["reason"]
+    judged = plan.preference["data"]["judged"]
+    assert judged["by_source"] == {"end_user": 16} and judged["train"] + judged["eval"] == 16
+    settings.retrain.objective = "dpo"
+    with pytest.raises(DatasetError, match="dpo needs preference pairs"):
+        jobs.plan("thumbs", new=True)
+    with Session(engine) as session:
+        assert recent_runs(session, job="retrain") == []
+    assert not (tmp_path / "runs").exists()
+    engine.dispose()
