@@ -18,8 +18,8 @@ run: export LORALOOP_SERVE_REQUIRE_KEYS ?= false
 run: install model db ## start engine + gateway on localhost
 	$(BIN)/loraloop run
 
-demo: install model ## the whole loop on the embedded model (support-desk scenario); OBJECTIVE=kto: learning from thumbs
-	$(BIN)/loraloop demo $(if $(OBJECTIVE),--objective $(OBJECTIVE))
+demo: install model ## the whole loop on the embedded model (support-desk scenario); OBJECTIVE=kto: learning from thumbs; SCENARIO=tools: an agent's tool calls
+	$(BIN)/loraloop demo $(if $(OBJECTIVE),--objective $(OBJECTIVE)) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 test: install model postgres browser nginx ## set up and run every test (unit + integration)
 	LORALOOP_TEST_PG_URL="$${LORALOOP_TEST_PG_URL:-$$(scripts/ensure-postgres.sh --url)}" \

@@ -28,11 +28,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import platform
-from feedback.tool_calls import call_problem, calls_in
 from retrain.dataset import Example, read_seed
 from retrain.evaluate import Evaluator
-from retrain.metrics import rouge_l
 from retrain.settings import RetrainSettings
+from retrain.tool_accuracy import tool_accuracy
 from retrain.train import Trainer
 from serve.settings import ModelSettings
 
@@ -45,32 +44,6 @@ def split() -> tuple[list[Example], list[Example]]:
     train = [ex for ex, r in zip(examples, rows, strict=True) if not r["heldout"]]
     held = [ex for ex, r in zip(examples, rows, strict=True) if r["heldout"]]
     return train, held
-
-
-def judge(answers: list[str], held: list[Example]) -> dict[str, Any]:
-    """Exact calls, right functions, schema-valid calls, and Rouge-L where text is right."""
-    calls = [ex for ex in held if calls_in(ex.answer)]
-    texts = [(a, ex) for a, ex in zip(answers, held, strict=True) if not calls_in(ex.answer)]
-    made = [(a, ex) for a, ex in zip(answers, held, strict=True) if calls_in(a)]
-    valid = sum(
-        call_problem({"function": {"name": n, "arguments": json.dumps(args)}}, list(ex.tools))
-        is None
-        for a, ex in made
-        for n, args in calls_in(a)
-    )
-    pairs = [(calls_in(a), calls_in(ex.answer)) for a, ex in zip(answers, held, strict=True)]
-    wanted = [(got, want) for got, want in pairs if want]
-    return {
-        "exact_calls": sum(got == want for got, want in wanted) / len(calls),
-        "right_function": sum([n for n, _ in got] == [n for n, _ in want] for got, want in wanted)
-        / len(calls),
-        "answers_with_calls": len(made),
-        "valid_calls": valid,
-        "calls_made": sum(len(calls_in(a)) for a, _ in made),
-        "text_rouge_l": statistics.mean(rouge_l(a, ex.answer) for a, ex in texts)
-        if texts
-        else None,
-    }
 
 
 def singles(
@@ -109,7 +82,7 @@ def main() -> None:
     out: dict[str, Any] = {"train": len(train), "held_out": len(held)}
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(running.engine, max_tokens=96, api_key=running.engine_key)
-        out["base"] = judge(evaluator.answers(running.model, held), held)
+        out["base"] = tool_accuracy(evaluator.answers(running.model, held), held).as_dict()
         print("base   ", out["base"], flush=True)
         began = time.perf_counter()
         result = Trainer(ModelSettings().model_dir(), RetrainSettings(), Path(tmp)).train(train)
@@ -121,7 +94,7 @@ def main() -> None:
         }
         print("trained", out["training"], flush=True)
         evaluator.load("orders", result.adapter_dir)
-        out["adapter"] = judge(evaluator.answers("orders", held), held)
+        out["adapter"] = tool_accuracy(evaluator.answers("orders", held), held).as_dict()
         print("adapter", out["adapter"], flush=True)
 
         latency: dict[str, list[float]] = {}

@@ -108,8 +108,9 @@ def export_dataset(
 
 
 def latest_correction(reviews: list[Review]) -> str | None:
-    """The newest correction among an item's current reviews: reviewers' latest word."""
-    return next((r.correction for r in newest_first(reviews) if r.correction), None)
+    """The newest correction among an item's current reviews: reviewers' latest word. An
+    empty one (stored only beside tool calls) is the call alone, without the answer's text."""
+    return next((r.correction for r in newest_first(reviews) if r.correction is not None), None)
 
 
 def latest_calls(reviews: list[Review]) -> list[dict[str, Any]] | None:

@@ -240,7 +240,7 @@ def build_pages(
         interaction_id: str = Form(..., max_length=64),
         score: int = Form(..., ge=1, le=5),
         labels: list[str] | None = Form(None),
-        correction: str = Form("", max_length=100_000),
+        correction: str | None = Form(None, max_length=100_000),
         call_name: list[str] | None = Form(None, max_length=32),
         call_arguments: list[str] | None = Form(None, max_length=32),
         note: str = Form("", max_length=10_000),
@@ -248,7 +248,7 @@ def build_pages(
         reviewer = who.key_id or "local"
         item = session.get(Interaction, interaction_id)
         original = (item.response_text or "") if item else ""
-        fixed = correction.strip()
+        fixed = None if correction is None else correction.strip()
         answered = item.tool_calls if item else None
         try:
             calls = calls_from_form(call_name or [], call_arguments or [], answered)
@@ -260,7 +260,7 @@ def build_pages(
             score=score,
             labels=labels or [],
             note=note.strip() or None,
-            correction=fixed if fixed and fixed != original.strip() else None,
+            correction=None if fixed is None or fixed == original.strip() else fixed,
             correction_tool_calls=None if same_calls(calls, answered) else calls,
         )
         try:

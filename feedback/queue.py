@@ -72,6 +72,15 @@ class ReviewQueue:
                 f"unknown labels {sorted(unknown)}; allowed: {self.settings.review_labels}", 422
             )
         item = session.get(Interaction, review.interaction_id)
+        if review.correction is not None and not review.correction.strip():
+            calls = review.correction_tool_calls
+            if not (calls if calls is not None else (item.tool_calls if item else None)):
+                raise QueueError(
+                    "an empty correction clears the text of an answer that calls tools; an "
+                    "answer without calls needs text (send no correction to approve it)",
+                    422,
+                )
+            review.correction = ""
         if (
             review.correction
             and item is not None

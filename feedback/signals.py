@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from feedback.export import Export, latest_correction
+from feedback.export import Export, latest_calls, latest_correction
 from feedback.models import Interaction, Review, UserFeedback
 from feedback.pairwise import export_preferences
 from feedback.pii import Scrubber
@@ -155,6 +155,9 @@ def export_pairs(
     skipped: Counter[str] = Counter()
     for item in _served(session, alias):
         if item.id not in reviews:
+            continue
+        if item.tool_calls or latest_calls(reviews[item.id]) is not None:
+            skipped["tool calls (pairs carry text only)"] += 1
             continue
         correction = correction_of(item, reviews[item.id])
         if correction is None:

@@ -7,22 +7,34 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.progress import Progress as Bars
+from rich.table import Table
+from sqlalchemy import Engine
 
 from loraloop.cli_retrain import Objective
 from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
-from loraloop.demo import RETRAIN_OVERRIDES, SCENARIO, Demo, DemoResult, Progress, Scenario
-from loraloop.demo_preferences import PREFERENCE_OVERRIDES, PreferenceDemo, PreferenceDemoResult
+from loraloop.demo import RETRAIN_OVERRIDES, SCENARIO, Demo, Scenario
+from loraloop.demo_preferences import PREFERENCE_OVERRIDES, PreferenceDemo
+from loraloop.demo_tools import TOOLS_OVERRIDES, TOOLS_SCENARIO, ToolsDemo
 from loraloop.flaws import SCENARIOS
 from loraloop.launch import PlatformError, free_port, launch
 from loraloop.settings import Settings, get_settings
+from retrain.outcome import RunOutcome
 
 T = TypeVar("T")
+
+
+class DemoScenario(StrEnum):
+    support = "support"
+    tools = "tools"
+
+
 BOOT_TIMEOUT_S = 900
 FLAWED = SCENARIOS / "support_desk_flawed.jsonl"
 
@@ -76,50 +88,76 @@ def demo(
             "the held-out flaw rate before and after."
         ),
     ] = None,
+    scenario_name: Annotated[
+        DemoScenario,
+        typer.Option(
+            "--scenario",
+            help="support: the support desk's chat; tools: the order desk's agent traffic "
+            "(tool calls reviewed and trained on; tool-call accuracy before and after).",
+        ),
+    ] = DemoScenario.support,
 ) -> None:
     """Serve, capture, review, curate, train, evaluate, promote; Rouge-L before and after."""
-    scenario = Scenario.load(SCENARIO if objective is None else FLAWED, limit)
+    tools = scenario_name is DemoScenario.tools
+    if tools and objective is not None:
+        raise CliError(
+            "--objective is the support desk's thumbs demo; the tools scenario "
+            "learns from reviewers' corrections of calls"
+        )
+    path = TOOLS_SCENARIO if tools else SCENARIO if objective is None else FLAWED
+    scenario = Scenario.load(path, limit)
     if gateway is None:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
         os.environ.update(demo_env(data.resolve()))
     settings = get_settings()
-    wanted = RETRAIN_OVERRIDES | (
-        {} if objective is None else PREFERENCE_OVERRIDES | {"objective": objective.value}
-    )
+    wanted = RETRAIN_OVERRIDES | (TOOLS_OVERRIDES if tools else {})
+    if objective is not None:
+        wanted |= PREFERENCE_OVERRIDES | {"objective": objective.value}
     tuned = {k: v for k, v in wanted.items() if f"LORALOOP_RETRAIN_{k.upper()}" not in os.environ}
     settings.retrain = settings.retrain.model_copy(update=tuned)
+    kind = "order-desk (tool calling)" if tools else "support-desk"
     console.print(
-        f"support-desk scenario{' with a flawed production adapter' if objective else ''}: "
+        f"{kind} scenario{' with a flawed production adapter' if objective else ''}: "
         f"{len(scenario.train)} questions as traffic, {len(scenario.heldout)} held out; "
         f"adapter '{alias}' on {settings.model.name}"
     )
     if objective is not None:
         _flawed(settings, gateway, data, alias, scenario)
         return
+    if tools:
+        _tools(settings, gateway, data, alias, scenario)
+        return
     began = time.perf_counter()
-    with progress_bar() as bar:
-        reporter = BarReporter(bar)
-        step = reporter.advance
-
-        result = _on_platform(
-            bar, gateway, data, lambda url: _run(settings, url, alias, scenario, step, reporter)
-        )
+    result = _with_bars(
+        settings,
+        gateway,
+        data,
+        lambda db, url, bars: Demo(db, settings, url, alias).run(scenario, bars.advance, bars),
+    )
     outcome = result.outcome
     console.print(
         f"traffic {result.traffic} · reviews: {result.corrected} corrected, "
         f"{result.approved} approved · {outcome.train_examples} train / "
         f"{outcome.eval_examples} eval examples"
     )
-    reasons = outcome.gate.reasons if outcome.gate else []
-    console.print(f"training: {outcome.train.get('stop_reason')}")
-    console.print(f"gate: {outcome.summary()} ({'; '.join(reasons)})")
+    _print_decision(outcome)
     after = "not promoted" if result.after is None else f"{result.after:.3f}"
     console.print(
         f"[bold]held-out Rouge-L: base {result.before:.3f} -> {alias} {after}[/] "
         f"({len(scenario.heldout)} questions never trained on)"
     )
-    stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
+    _print_footer(began, result.seconds, outcome)
+
+
+def _print_decision(outcome: RunOutcome) -> None:
+    reasons = outcome.gate.reasons if outcome.gate else []
+    console.print(f"training: {outcome.train.get('stop_reason')}")
+    console.print(f"gate: {outcome.summary()} ({'; '.join(reasons)})")
+
+
+def _print_footer(began: float, seconds: dict[str, float], outcome: RunOutcome) -> None:
+    stages = ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items())
     console.print(f"took {time.perf_counter() - began:.0f} s ({stages})")
     console.print(f"run report: {outcome.run_dir / 'report.html'}")
 
@@ -134,37 +172,79 @@ def _on_platform(bar: Bars, gateway: str | None, data: Path, run: Callable[[str]
         return run(url)
 
 
-def _run(
+def _with_bars(
     settings: Settings,
-    url: str,
-    alias: str,
-    scenario: Scenario,
-    step: Progress,
-    reporter: BarReporter,
-) -> DemoResult:
-    db = create_db_engine(settings.db.url.get_secret_value())
-    try:
-        return Demo(db, settings, url, alias).run(scenario, step, reporter)
-    finally:
-        db.dispose()
+    gateway: str | None,
+    data: Path,
+    body: Callable[[Engine, str, BarReporter], T],
+) -> T:
+    """`body(database, gateway URL, progress)` under progress bars, against the given
+    gateway or a platform of the demo's own."""
+    with progress_bar() as bar:
+        reporter = BarReporter(bar)
+
+        def run(url: str) -> T:
+            db = create_db_engine(settings.db.url.get_secret_value())
+            try:
+                return body(db, url, reporter)
+            finally:
+                db.dispose()
+
+        return _on_platform(bar, gateway, data, run)
+
+
+def _tools(
+    settings: Settings, gateway: str | None, data: Path, alias: str, scenario: Scenario
+) -> None:
+    began = time.perf_counter()
+    result = _with_bars(
+        settings,
+        gateway,
+        data,
+        lambda db, url, bars: ToolsDemo(db, settings, url, alias).run_tools(
+            scenario, bars.advance, bars
+        ),
+    )
+    outcome = result.outcome
+    console.print(
+        f"agent traffic {result.traffic} · reviews: {result.corrected} corrected, "
+        f"{result.approved} approved · {outcome.train_examples} train / "
+        f"{outcome.eval_examples} eval examples"
+    )
+    _print_decision(outcome)
+    table = Table("held-out", "exact calls", "right function", "schema-valid calls")
+    for name, acc in ((result.production, result.before), (alias, result.after)):
+        if acc is None:
+            table.add_row(alias, "not promoted", "", "")
+            continue
+        table.add_row(
+            name,
+            f"{acc.exact_calls:.2f}",
+            f"{acc.right_function:.2f}",
+            f"{acc.valid_calls}/{acc.calls_made}",
+        )
+    console.print(table)
+    after = "not promoted" if result.after is None else f"{result.after.exact_calls:.2f}"
+    console.print(
+        f"[bold]held-out exact tool calls: {result.production} {result.before.exact_calls:.2f} "
+        f"-> {alias} "
+        f"{after}[/] ({result.before.calls_wanted} questions never trained on)"
+    )
+    _print_footer(began, result.seconds, outcome)
 
 
 def _flawed(
     settings: Settings, gateway: str | None, data: Path, alias: str, scenario: Scenario
 ) -> None:
     began = time.perf_counter()
-    with progress_bar() as bar:
-        reporter = BarReporter(bar)
-
-        def run(url: str) -> PreferenceDemoResult:
-            db = create_db_engine(settings.db.url.get_secret_value())
-            try:
-                demo = PreferenceDemo(db, settings, url, alias)
-                return demo.run_flawed(scenario.train, scenario.heldout, reporter.advance, reporter)
-            finally:
-                db.dispose()
-
-        result = _on_platform(bar, gateway, data, run)
+    result = _with_bars(
+        settings,
+        gateway,
+        data,
+        lambda db, url, bars: PreferenceDemo(db, settings, url, alias).run_flawed(
+            scenario.train, scenario.heldout, bars.advance, bars
+        ),
+    )
     j, outcome = result.judgments, result.outcome
     console.print(
         f"production {alias}@{result.production_version}: {j.answers} answers, {j.flawed} "
@@ -173,9 +253,7 @@ def _flawed(
     )
     if outcome.objective:
         console.print(f"objective: {outcome.objective['reason']}")
-    reasons = outcome.gate.reasons if outcome.gate else []
-    console.print(f"training: {outcome.train.get('stop_reason')}")
-    console.print(f"gate: {outcome.summary()} ({'; '.join(reasons)})")
+    _print_decision(outcome)
     before, after = result.before, result.after
     now = (
         "not promoted"
@@ -186,6 +264,4 @@ def _flawed(
         f"[bold]held-out flaw rate: production {before.flaw_rate:.2f} "
         f"(Rouge-L {before.rouge_l:.3f}) -> {now}[/] ({len(scenario.heldout)} questions)"
     )
-    stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.seconds.items())
-    console.print(f"took {time.perf_counter() - began:.0f} s ({stages})")
-    console.print(f"run report: {outcome.run_dir / 'report.html'}")
+    _print_footer(began, result.seconds, outcome)

@@ -148,7 +148,14 @@ class Demo:
         )
         return [(b["interaction_id"], b["choices"][0]["message"]["content"] or "") for b in bodies]
 
-    def review(self, expected: dict[str, str], progress: Progress) -> tuple[int, int]:
+    def verdict(self, body: dict[str, Any], gold: Any) -> dict[str, Any]:
+        """A reviewer's review of one queued answer: a close answer is kept (score 5), any
+        other corrected with the scenario's."""
+        if rouge_l(body["response_text"] or "", gold) >= APPROVE_ABOVE:
+            return {"score": 5}
+        return {"score": 2, "labels": ["wrong"], "correction": gold}
+
+    def review(self, expected: dict[str, Any], progress: Progress) -> tuple[int, int]:
         """Work the review queue like a reviewer: keep close answers, correct the rest."""
         corrected = approved = 0
         skipped: set[str] = set()
@@ -170,13 +177,11 @@ class Demo:
                     skipped.add(iid)
                     client.post("/v1/reviews/skip", json={"interaction_id": iid})
                     continue
-                review: dict[str, Any] = {"interaction_id": iid}
-                if rouge_l(body["response_text"] or "", gold) >= APPROVE_ABOVE:
-                    review |= {"score": 5}
-                    approved += 1
-                else:
-                    review |= {"score": 2, "labels": ["wrong"], "correction": gold}
+                review = {"interaction_id": iid} | self.verdict(body, gold)
+                if any(key.startswith("correction") for key in review):
                     corrected += 1
+                else:
+                    approved += 1
                 client.post("/v1/reviews", json=review).raise_for_status()
                 progress("review", corrected + approved, len(expected))
         return corrected, approved

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from feedback.drift.settings import DriftSettings
@@ -85,6 +85,14 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     cli: CliSettings = Field(default_factory=CliSettings)
+
+    @model_validator(mode="after")
+    def _train_as_served(self) -> "Settings":
+        """Training renders conversations with the engine's chat template unless told
+        otherwise: an adapter trained on another rendering answers worse when served."""
+        if self.retrain.chat_template is None:
+            self.retrain.chat_template = self.engine.chat_template
+        return self
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain data, with secrets and URL passwords masked."""

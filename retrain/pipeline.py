@@ -194,6 +194,7 @@ class Retrainer:
                 result.adapter_dir,
                 self.production_dir(run.alias, parent),
                 stage_rows.eval,
+                s.chat_template or "auto",
             )
         if judge is not None:
             with Session(self.db) as session:

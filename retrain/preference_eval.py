@@ -41,8 +41,14 @@ class PreferenceEvidence:
 class LikelihoodScorer:
     """The base model once, with each adapter loaded under its own name."""
 
-    def __init__(self, model_dir: Path, max_seq_len: int = 512, batch_size: int = 8) -> None:
-        self.tokenizer = load_tokenizer(model_dir)
+    def __init__(
+        self,
+        model_dir: Path,
+        max_seq_len: int = 512,
+        batch_size: int = 8,
+        chat_template: str = "auto",
+    ) -> None:
+        self.tokenizer = load_tokenizer(model_dir, chat_template)
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         self.max_seq_len = max_seq_len

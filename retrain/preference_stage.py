@@ -132,7 +132,11 @@ def train_stage(
 
 
 def gate_evidence(
-    model_dir: Path, candidate: Path, production: Path | None, held: list[Preference]
+    model_dir: Path,
+    candidate: Path,
+    production: Path | None,
+    held: list[Preference],
+    chat_template: str = "auto",
 ) -> tuple[dict[str, Any], list[str]]:
     """The candidate's held-out preference evidence against production, and the reasons it
     gives to reject (none when the candidate ranks the preferred answers better)."""
@@ -140,7 +144,8 @@ def gate_evidence(
 
     if not held:
         return {"items": 0}, []
-    evidence = LikelihoodScorer(model_dir).evidence(candidate, production, held)
+    scorer = LikelihoodScorer(model_dir, chat_template=chat_template)
+    evidence = scorer.evidence(candidate, production, held)
     reasons = []
     if evidence.production_accuracy is not None and (
         evidence.candidate_accuracy < evidence.production_accuracy

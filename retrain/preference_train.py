@@ -61,7 +61,7 @@ class PreferenceTrainer(Trainer):
         # TRL's scheduler owns the rate: a plateau stops a preference stage, it cuts nothing
         planned = make_plan(len(train), len(held), s)
         plan = replace(planned, lr_drops=0, learning_rate=s.preference_learning_rate)
-        tokenizer = load_tokenizer(self.model_dir)
+        tokenizer = load_tokenizer(self.model_dir, s.chat_template or "auto")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         four_bit = use_4bit(s, self.device)

@@ -118,6 +118,12 @@ class RetrainSettings(BaseSettings):
         description="Tokens per example, at most: a row is padded only to its batch's longest, "
         "so this bounds long conversations (an agent's tool definitions alone take hundreds).",
     )
+    chat_template: str | None = Field(
+        None,
+        description="The chat template training renders conversations with (auto, model, a "
+        "shipped name or a path); unset: the engine's LORALOOP_ENGINE_CHAT_TEMPLATE, so an "
+        "adapter learns conversations as they are served.",
+    )
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     seed: int = 0
     search: dict[str, list[float]] = Field(

@@ -167,6 +167,10 @@ class Trainer:
         self.run_dir = run_dir
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
+    def tokenizer(self) -> Any:
+        """The tokenizer with the chat template conversations are served with."""
+        return load_tokenizer(self.model_dir, self.settings.chat_template or "auto")
+
     def lora_config(self) -> LoraConfig:
         s = self.settings
         return LoraConfig(
@@ -181,7 +185,7 @@ class Trainer:
     def train(self, examples: list[Example], progress: Progress | None = None) -> TrainResult:
         s = self.settings
         _seed(s.seed)
-        tokenizer = load_tokenizer(self.model_dir)
+        tokenizer = self.tokenizer()
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         encoded = [(ex, r) for ex in examples if (r := encode(ex, tokenizer, s.max_seq_len))]
         if not encoded:

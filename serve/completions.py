@@ -13,12 +13,16 @@ def engine_path(endpoint: str) -> str:
 
 
 def answer_fields(data: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """An answer made of calls alone comes with `content: null`; its text is kept as ""
+    (as a streamed one's is), so it is an answer like any other: reviewed, rated, drifted."""
     choice = (data.get("choices") or [{}])[0]
     usage = data.get("usage") or {}
     message = choice.get("message") or {}
+    calls = message.get("tool_calls") or None
+    text = message.get("content") if endpoint == "chat" else choice.get("text")
     return {
-        "response_text": message.get("content") if endpoint == "chat" else choice.get("text"),
-        "tool_calls": message.get("tool_calls") or None,
+        "response_text": "" if text is None and calls else text,
+        "tool_calls": calls,
         "finish_reason": choice.get("finish_reason"),
         "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"),

@@ -67,7 +67,7 @@ class EngineSettings(BaseSettings):
         "auto",
         description="auto: the shipped ChatML-with-tools template for a ChatML model whose own "
         "template has no tools (the bundled one), else the model's own; model: always the "
-        "model's own; or a shipped name (chatml_tools) or a path. Training makes the auto choice.",
+        "model's own; or a shipped name (chatml_tools) or a path. Training renders with the same.",
     )
     extra_args: list[str] = Field(default_factory=list, description="More api_server flags.")
     entrypoint: str = Field(

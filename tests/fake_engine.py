@@ -212,7 +212,9 @@ def _calls(body: dict[str, Any]) -> dict[str, Any]:
         "type": "function",
         "function": {"name": names[0], "arguments": arguments},
     }
-    return {"tool_calls": [call]}
+    # OpenAI's form for an answer that is only a call (what `required` asks for): no text
+    text: dict[str, Any] = {"content": None} if body.get("tool_choice") == "required" else {}
+    return {"tool_calls": [call], **text}
 
 
 if __name__ == "__main__":

@@ -11,19 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from feedback.pages import CSRF
+from tests.utils.tools import LOOKUP
 
-LOOKUP = {
-    "type": "function",
-    "function": {
-        "name": "lookup_order",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string", "pattern": "^A-[0-9]+$"}},
-            "required": ["order_id"],
-            "additionalProperties": False,
-        },
-    },
-}
 NOTIFY = {
     "type": "function",
     "function": {
@@ -145,3 +134,38 @@ def test_the_review_page_shows_the_call_and_takes_corrected_arguments(gw: TestCl
         "name": "lookup_order",
         "arguments": '{"order_id": "A-7"}',
     }
+
+
+def test_an_answer_that_is_only_a_call_reaches_the_review_queue(gw: TestClient) -> None:
+    """An answer made of a call alone comes back with `content: null` (OpenAI's form, and
+    vLLM's tool parsers'); it is an answer all the same: reviewers get it, with its call."""
+    body = {"model": "base", "messages": [ASK], "tools": [LOOKUP], "tool_choice": "required"}
+    response = gw.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    message = response.json()["choices"][0]["message"]
+    assert message["content"] is None and message["tool_calls"]
+    gw.app.state.capture.flush()  # type: ignore[attr-defined]
+    item = gw.get("/v1/reviews/next")
+    assert item.status_code == 200, item.text
+    assert item.json()["interaction_id"] == response.json()["interaction_id"]
+    assert item.json()["tool_calls"][0]["function"]["name"] == "lookup_order"
+    assert item.json()["response_text"] == ""
+
+
+def test_an_empty_correction_clears_the_text_beside_a_call_only(gw: TestClient) -> None:
+    """The answer said something and called: `correction: ""` keeps the call alone (the
+    training target has no text); on an answer without calls it is refused, not stored;
+    neither becomes a text-only preference pair."""
+    iid = ask(gw, [LOOKUP])
+    gw.get("/v1/reviews/next")
+    body = {"interaction_id": iid, "score": 2, "correction": "  "}
+    assert gw.post("/v1/reviews", json=body).status_code == 201
+    turn = gw.post("/v1/datasets/export", json={}).json()["rows"][0]["messages"][-1]
+    assert turn["content"] == "" and turn["tool_calls"][0]["function"]["name"] == "lookup_order"
+    pairs = gw.post("/v1/datasets/preferences", json={}).json()
+    assert pairs["rows"] == []
+
+    plain = ask(gw)
+    gw.get("/v1/reviews/next")
+    refused = gw.post("/v1/reviews", json={"interaction_id": plain, "score": 2, "correction": ""})
+    assert refused.status_code == 422 and "needs text" in error(refused)

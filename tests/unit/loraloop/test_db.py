@@ -86,3 +86,25 @@ def test_migrations_match_the_models(migrated_db: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_call_only_answers_captured_before_0010_become_answers(db_url: str) -> None:
+    """Rows captured with `response_text` NULL and real calls get "" (the review queue
+    skipped them); an answer without calls, and an error, keep NULL."""
+    db.upgrade(db_url, "0009")
+    engine = db.create_db_engine(db_url)
+    call = [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    rows = {
+        "call": Interaction(endpoint="chat", request={}, status_code=200, tool_calls=call),
+        "none": Interaction(endpoint="chat", request={}, status_code=200),
+        "error": Interaction(endpoint="chat", request={}, status_code=502, tool_calls=call),
+    }
+    ids = {name: row.id for name, row in rows.items()}
+    with Session(engine) as session:
+        session.add_all(rows.values())
+        session.commit()
+    db.upgrade(db_url)
+    with Session(engine) as session:
+        texts = {name: session.get(Interaction, iid).response_text for name, iid in ids.items()}  # type: ignore[union-attr]
+    engine.dispose()
+    assert texts == {"call": "", "none": None, "error": None}

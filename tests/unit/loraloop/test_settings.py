@@ -1,5 +1,7 @@
 """Settings compose per-package sections and read the environment only when asked."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -52,3 +54,29 @@ def test_masked_hides_webhook_and_judge_secrets(monkeypatch: pytest.MonkeyPatch)
     assert masked["engine"]["api_key"] == "***"
     for secret in ("XXXXsecretXXXX", "tk1", "pw@", "engine-secret"):
         assert secret not in str(masked)
+
+
+def test_training_renders_with_the_engines_chat_template(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An adapter learns conversations as the engine serves them: training's template is the
+    engine's unless set; the trainer's tokenizer carries it."""
+    from retrain.train import Trainer
+    from serve.chat_template import CHATML_TOOLS, model_template
+
+    assert get_settings().retrain.chat_template == "auto"
+    monkeypatch.setenv("LORALOOP_ENGINE_CHAT_TEMPLATE", "model")
+    settings = get_settings()
+    assert settings.retrain.chat_template == "model"
+    model_dir = settings.model.model_dir()
+    own = Trainer(model_dir, settings.retrain, tmp_path).tokenizer().chat_template
+    assert own == model_template(model_dir) and own != CHATML_TOOLS.read_text()
+
+    monkeypatch.setenv("LORALOOP_RETRAIN_CHAT_TEMPLATE", "chatml_tools")
+    settings = get_settings()
+    assert (settings.engine.chat_template, settings.retrain.chat_template) == (
+        "model",
+        "chatml_tools",
+    )
+    shipped = Trainer(model_dir, settings.retrain, tmp_path).tokenizer().chat_template
+    assert shipped == CHATML_TOOLS.read_text()

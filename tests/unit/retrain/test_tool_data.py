@@ -16,19 +16,7 @@ from retrain.settings import RetrainSettings
 from retrain.train import IGNORE, encode
 from serve.chat_template import load_tokenizer
 from serve.settings import ModelSettings
-
-LOOKUP = {
-    "type": "function",
-    "function": {
-        "name": "lookup_order",
-        "description": "An order's status",
-        "parameters": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string", "pattern": "^A-[0-9]+$"}},
-            "required": ["order_id"],
-        },
-    },
-}
+from tests.utils.tools import LOOKUP
 
 
 def call(arguments: Any, name: str = "lookup_order") -> dict[str, Any]:
