@@ -73,7 +73,10 @@ def demo(
         str | None,
         typer.Option(help="Use this running gateway (same settings) instead of starting one."),
     ] = None,
-    alias: Annotated[str, typer.Option(help="The adapter the demo trains.")] = "lumen",
+    alias: Annotated[
+        str | None,
+        typer.Option(help="The adapter the demo trains (default: lumen; orders for tools)."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=10, help="Only this many scenario questions (quicker).")
     ] = None,
@@ -106,6 +109,7 @@ def demo(
         )
     path = TOOLS_SCENARIO if tools else SCENARIO if objective is None else FLAWED
     scenario = Scenario.load(path, limit)
+    alias = alias or ("orders" if tools else "lumen")
     if gateway is None:
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)

@@ -156,6 +156,7 @@ def test_rejected_and_failed_runs_leave_production_alone(
         LORALOOP_RETRAIN_MARGIN="1.0",
         LORALOOP_RETRAIN_METRICS='["rouge_l","token_f1","exact_match","judge"]',
         LORALOOP_RETRAIN_SLICE_MIN_EXAMPLES="3",
+        LORALOOP_RETRAIN_EVAL_MAX_TOKENS="32",  # rejected by the margin whatever the answers
     )
     assert rejected.returncode == 0, rejected.stderr[-3000:]
     assert "rejected" in rejected.stdout and "below the margin 1.0" in rejected.stdout
