@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from feedback.drift import DriftRunner, DriftSettings, Embedder
 from feedback.models import utcnow
 from loraloop import db
-from tests.traffic import insert_traffic, rows
+from tests.utils.traffic import insert_traffic, rows
 
 
 def timed_report(directory: Path, n: int, embedder: Embedder) -> tuple[float, dict[str, float]]:

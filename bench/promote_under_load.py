@@ -19,7 +19,7 @@ from feedback.models import Interaction
 from loraloop import db
 
 sys.path.insert(0, str(REPO))
-from tests.helpers import make_adapter
+from tests.utils.adapters import make_adapter
 
 CONCURRENCY = 8
 

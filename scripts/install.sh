@@ -9,7 +9,9 @@ python=${PYTHON:-python3}
 torch_index=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --disable-pip-version-check)
+# --no-compile: Python compiles the modules a process imports, on first import, instead of
+# every one of the ~49,000 files of torch, vLLM and the rest during each fresh install.
+pip=("$venv/bin/python" -m pip install --disable-pip-version-check --no-compile)
 
 case "$engine" in
   cpu)

@@ -5,7 +5,6 @@ one answers (scripts/ensure-postgres.sh) and passes its URL in LORALOOP_TEST_PG_
 A PostgreSQL that does not answer fails the tests; it is never skipped.
 """
 
-import json
 import os
 import threading
 import time
@@ -26,10 +25,10 @@ from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
 from retrain.settings import RetrainSettings
 from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
+from tests.utils import REPO
 from tests.utils.clients import local_client
+from tests.utils.postgres import reset_schema
 from tests.utils.processes import ENGINE_KEY
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -66,13 +65,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     reset_schema(url)
 
 
-def reset_schema(url: str) -> None:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture
 def fake_model_dir(tmp_path: Path) -> Path:
     """A directory that passes the structural model check (for the fake engine)."""
@@ -85,25 +77,6 @@ def fake_model_dir(tmp_path: Path) -> Path:
 
 
 # --- a gateway on the fake engine (unit tests) ---
-
-
-def make_adapter_dir(
-    store: Path, name: str, rank: int = 8, base: str = "/models/base", **extra: object
-) -> Path:
-    """A directory shaped like a peft adapter (the fake engine does not read weights)."""
-    path = store / name
-    path.mkdir(parents=True)
-    config = {
-        "r": rank,
-        "lora_alpha": 16,
-        "base_model_name_or_path": base,
-        "target_modules": ["q_proj", "v_proj"],
-        "peft_type": "LORA",
-        **extra,
-    }
-    (path / "adapter_config.json").write_text(json.dumps(config))
-    (path / "adapter_model.safetensors").write_bytes(name.encode())
-    return path
 
 
 def gateway_settings(

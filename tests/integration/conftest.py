@@ -15,7 +15,7 @@ import pytest
 from loraloop.launch import free_port, launch
 from serve.model_store import check_model_dir
 from serve.settings import ModelSettings
-from tests.conftest import REPO
+from tests.utils import REPO
 from tests.utils.processes import ENGINE_KEY
 
 BOOT_TIMEOUT_S = 600

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
 from loraloop.launch import free_port
 
 
@@ -63,3 +65,10 @@ class PrivatePostgres:
             capture_output=True,
             cwd=self.root,
         )
+
+
+def reset_schema(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()

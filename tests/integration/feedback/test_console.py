@@ -20,7 +20,7 @@ from loraloop import db
 from loraloop.settings import Settings
 from retrain.report import loss_curve_svg
 from serve.auth import create_key
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 from tests.utils.browser import shot
 
 

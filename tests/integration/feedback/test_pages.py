@@ -116,7 +116,7 @@ def test_ops_page_lists_drift_reports_and_opens_evidently(
 
     from feedback.drift import DriftRunner, DriftSettings
     from feedback.models import utcnow
-    from tests.traffic import insert_traffic, rows
+    from tests.utils.traffic import insert_traffic, rows
 
     engine = db.create_db_engine(site["db"])
     now = utcnow()
@@ -201,7 +201,7 @@ def test_hostile_text_is_shown_as_text_and_cross_site_forms_are_refused(
 def test_pairs_are_compared_blind_and_rollouts_show_on_ops(
     browser: Browser, sqlite_url: str, make_live_gateway: Callable[..., Settings]
 ) -> None:
-    from tests.conftest import make_adapter_dir
+    from tests.utils.adapters import make_adapter_dir
 
     settings = make_live_gateway(sqlite_url, require_keys=True)
     base = f"http://127.0.0.1:{settings.serve.port}"

@@ -12,8 +12,8 @@ import pytest
 
 from feedback.tool_calls import answer_text, calls_in
 from loraloop.demo_tools import TOOLS_SCENARIO
-from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
+from tests.utils.adapters import make_adapter
 from tests.utils.platform import admin, cli
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from sqlmodel import Session, col, select
 from feedback.models import Interaction
 from loraloop import db
 from loraloop.launch import LORALOOP, free_port
-from tests.conftest import REPO
-from tests.helpers import make_adapter
+from tests.utils import REPO
+from tests.utils.adapters import make_adapter
 from tests.utils.load import Load, failed
 from tests.utils.postgres import PrivatePostgres
 from tests.utils.processes import ENGINE_KEY, Child, healthy, leader

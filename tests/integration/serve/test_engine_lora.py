@@ -5,8 +5,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
+from tests.utils.adapters import make_adapter
 from tests.utils.processes import ENGINE_AUTH
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.helpers import make_adapter
 from tests.integration.conftest import Platform
+from tests.utils.adapters import make_adapter
 from tests.utils.platform import admin, stored
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from feedback.capture import CaptureWriter
 from feedback.models import Interaction, new_id
 from loraloop import db
 from loraloop.settings import Settings
-from tests.conftest import reset_schema
+from tests.utils.postgres import reset_schema
 
 
 def record(**extra: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedback.ops import percentile
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 
 def test_stats_per_alias_and_version(gateway: TestClient, store: Path) -> None:

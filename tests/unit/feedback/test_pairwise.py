@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from feedback.models import Interaction
 from feedback.pairwise import swapped, win_loss
 from loraloop.cli import app as cli
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 
 def shadowed_traffic(gateway: TestClient, store: Path, questions: list[str]) -> tuple[str, str]:

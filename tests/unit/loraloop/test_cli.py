@@ -82,7 +82,7 @@ def test_run_refuses_a_busy_gateway_port(port: int) -> None:
 
 @pytest.fixture
 def run_env(tmp_path: Path, port: int) -> dict[str, str]:
-    from tests.conftest import free_port
+    from loraloop.launch import free_port
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     assert invoke("db", "upgrade", env={"LORALOOP_DB_URL": url}).exit_code == 0

@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from loraloop.cli import app
+from loraloop.launch import free_port
 from loraloop.settings import Settings
-from tests.conftest import free_port, make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 runner = CliRunner()
 

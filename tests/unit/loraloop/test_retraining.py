@@ -19,7 +19,7 @@ from loraloop.worker import Worker, scheduled_jobs
 from retrain import DatasetError, RetrainError, RetrainSettings
 from serve.registry import Registry
 from serve.settings import ModelSettings, ServeSettings
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 
 def settings_for(url: str, tmp_path: Path, **worker: object) -> Settings:

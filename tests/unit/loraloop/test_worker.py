@@ -132,7 +132,7 @@ def test_per_template_reports_follow_the_alias(sqlite_url: str) -> None:
 
     from feedback.models import utcnow
     from loraloop.worker import DriftJobs
-    from tests.traffic import insert_traffic, rows
+    from tests.utils.traffic import insert_traffic, rows
 
     engine = db.create_db_engine(sqlite_url)
     now = utcnow()

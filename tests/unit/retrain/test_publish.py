@@ -11,7 +11,7 @@ from retrain import GateDecision, Retrainer, RetrainError, RetrainSettings
 from serve.registry import Registry
 from serve.rollouts import RolloutController, recent
 from serve.settings import RolloutSettings
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 GATE = GateDecision(True, "rouge_l", {"rouge_l": 0.8}, {"rouge_l": 0.2}, 0.01, 0.02, ["ok"])
 

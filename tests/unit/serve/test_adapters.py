@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 from tests.utils.clients import JSON
 
 

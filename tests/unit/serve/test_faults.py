@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from feedback.models import Interaction
 from loraloop import db
 from loraloop.settings import Settings
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 from tests.utils.replicas import wait_until
 
 LONG = " ".join(f"word{i}" for i in range(400))

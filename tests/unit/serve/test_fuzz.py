@@ -23,7 +23,8 @@ from sqlmodel import Session
 from loraloop import db
 from loraloop.settings import Settings
 from serve.auth import ROLES, create_key
-from tests.conftest import REPO, reset_schema
+from tests.utils import REPO
+from tests.utils.postgres import reset_schema
 
 EXAMPLES = int(os.environ.get("LORALOOP_FUZZ_EXAMPLES", "25"))
 

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from feedback.models import Interaction
 from serve.engine import EngineManager
 from serve.replicas import NoReplica, ReplicaPool
-from tests.conftest import make_adapter_dir
 from tests.unit.serve.test_adapters import engine_name, register
+from tests.utils.adapters import make_adapter_dir
 from tests.utils.replicas import engine_models, fake_replica, wait_until
 
 BODY = {"model": "support", "messages": [{"role": "user", "content": "hi"}]}

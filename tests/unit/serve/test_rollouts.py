@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from loraloop.cli import app as cli
 from loraloop.settings import Settings
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 from tests.utils.clients import JSON
 from tests.utils.users import simulate
 

@@ -23,7 +23,7 @@ from serve.auth import create_key
 from serve.security import host_allowed, is_loopback
 from serve.settings import ServeSettings
 from serve.tables import PageSession
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 CHAT = {"model": "base", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from feedback.models import Interaction
-from tests.conftest import make_adapter_dir
+from tests.utils.adapters import make_adapter_dir
 
 QUESTION = [{"role": "user", "content": "where is my parcel?"}]
 

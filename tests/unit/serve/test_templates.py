@@ -18,7 +18,7 @@ from serve.templates import (
     load_spec,
     sync_templates,
 )
-from tests.conftest import REPO
+from tests.utils import REPO
 
 TEMPLATES = REPO / "prompt_templates"
 

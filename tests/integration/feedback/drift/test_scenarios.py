@@ -17,7 +17,7 @@ from feedback.drift import DriftReport, DriftRunner, DriftSettings, Embedder
 from feedback.drift.store import report_html
 from feedback.models import utcnow
 from loraloop import db
-from tests.traffic import insert_traffic, rows
+from tests.utils.traffic import insert_traffic, rows
 
 N = 300
 

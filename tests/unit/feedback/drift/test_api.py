@@ -9,7 +9,7 @@ from sqlmodel import Session
 from feedback.jobs import job_lock
 from feedback.models import utcnow
 from serve.auth import create_key
-from tests.traffic import insert_traffic, rows
+from tests.utils.traffic import insert_traffic, rows
 
 
 def headers(client: TestClient, role: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from feedback.drift.frames import REFUSAL, load_frame, normalise_rating, prompt_
 from feedback.drift.report import run_report
 from feedback.models import Interaction, Review, UserFeedback, utcnow
 from loraloop import db
-from tests.traffic import insert_traffic, rows
+from tests.utils.traffic import insert_traffic, rows
 
 
 def test_prompt_text_takes_the_last_user_turn() -> None:
