@@ -39,6 +39,7 @@ from feedback.stats import current_reviews
 SPACE = re.compile(r"\s+")
 JUDGED_FORMAT = "judged answers JSONL (TRL KTO, conversational): prompt, completion, label"
 PAIRS_FORMAT = "preference JSONL (TRL DPO, conversational): prompt, chosen, rejected"
+TOOL_CALLS = "tool calls (preference rows carry text only)"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ class Thresholds:
 
 def same_text(a: str, b: str) -> bool:
     return SPACE.sub(" ", a).strip() == SPACE.sub(" ", b).strip()
+
+
+def calls_in_play(item: Interaction, reviews: list[Review]) -> bool:
+    """The answer made tool calls, or a reviewer corrected its calls: preference rows carry
+    text only, so such an answer would train as its text alone (often empty)."""
+    return bool(item.tool_calls) or latest_calls(reviews) is not None
 
 
 def correction_of(item: Interaction, reviews: list[Review]) -> str | None:
@@ -115,6 +122,9 @@ def export_judged(
     for item in _served(session, alias):
         answer, rating = item.response_text or "", ratings.get(item.id)
         item_reviews = reviews.get(item.id)
+        if (item_reviews or rating is not None) and calls_in_play(item, item_reviews or []):
+            left_out[TOOL_CALLS] += 1
+            continue
         if item_reviews:
             label = thresholds.of_reviews([r.score for r in item_reviews])
             correction = correction_of(item, item_reviews)
@@ -156,8 +166,8 @@ def export_pairs(
     for item in _served(session, alias):
         if item.id not in reviews:
             continue
-        if item.tool_calls or latest_calls(reviews[item.id]) is not None:
-            skipped["tool calls (pairs carry text only)"] += 1
+        if calls_in_play(item, reviews[item.id]):
+            skipped[TOOL_CALLS] += 1
             continue
         correction = correction_of(item, reviews[item.id])
         if correction is None:

@@ -164,6 +164,12 @@ def test_an_empty_correction_clears_the_text_beside_a_call_only(gw: TestClient) 
     assert turn["content"] == "" and turn["tool_calls"][0]["function"]["name"] == "lookup_order"
     pairs = gw.post("/v1/datasets/preferences", json={}).json()
     assert pairs["rows"] == []
+    rated = ask(gw, [LOOKUP])
+    assert gw.post("/v1/feedback", json={"interaction_id": rated, "rating": "down"}).is_success
+    judged = gw.post("/v1/datasets/preferences", json={"kind": "judged"}).json()
+    assert judged["rows"] == [], "a call's answer would train as its text alone"
+    left_out = judged["manifest"]["counts"]["left_out"]
+    assert left_out == {"tool calls (preference rows carry text only)": 2}
 
     plain = ask(gw)
     gw.get("/v1/reviews/next")
