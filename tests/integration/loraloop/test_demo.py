@@ -238,6 +238,16 @@ def thumbs_on_lumen(platform: Platform, rows: list[dict[str, object]]) -> dict[s
     return counts
 
 
+def lumen_versions(platform: Platform) -> int:
+    engine = db.create_db_engine(platform.db_url)
+    with Session(engine) as session:
+        count = len(
+            session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
+        )
+    engine.dispose()
+    return count
+
+
 def test_end_user_thumbs_reach_a_runs_plan(
     demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path
 ) -> None:
@@ -249,12 +259,7 @@ def test_end_user_thumbs_reach_a_runs_plan(
     counts = thumbs_on_lumen(platform, [r for r in rows if not r["heldout"]][180:220])
     assert min(counts.values()) >= 10, counts
     needs = {"LORALOOP_RETRAIN_MIN_JUDGED": "24", "LORALOOP_RETRAIN_MIN_JUDGED_CLASS": "8"}
-    engine = db.create_db_engine(platform.db_url)
-    with Session(engine) as session:
-        before = len(
-            session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
-        )
-    engine.dispose()
+    before = lumen_versions(platform)
     run_dirs = sorted((runs / "lumen").iterdir())
 
     no_pairs = cli(
@@ -287,11 +292,7 @@ def test_end_user_thumbs_reach_a_runs_plan(
     assert judged, out
     assert int(judged[3]) >= 20 and int(judged[5]) >= 8
 
-    engine = db.create_db_engine(platform.db_url)
-    with Session(engine) as session:
-        versions = session.exec(select(AdapterVersion).where(AdapterVersion.name == "lumen")).all()
-    engine.dispose()
-    assert len(versions) == before
+    assert lumen_versions(platform) == before
     # the refused run is recorded (as every run is); the plan is not
     assert len(sorted((runs / "lumen").iterdir())) == len(run_dirs) + 1
 
