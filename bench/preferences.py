@@ -79,11 +79,20 @@ def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dic
 
 
 def train(
-    objective: str, model_dir: Path, db_url: str, alias: str, work: Path, seed: list[Example]
+    objective: str,
+    model_dir: Path,
+    db_url: str,
+    alias: str,
+    work: Path,
+    seed: list[Example],
+    stages: dict[str, tuple[Path, float]],
 ) -> tuple[Path, float]:
     """One objective on what was captured, read through the exports a run reads; a `seed+`
     objective's SFT also reads production's own training data (`seed`), as a run given it
-    as a seed file would: the flaw is then in what SFT learns, not only in what users saw."""
+    as a seed file would: the flaw is then in what SFT learns, not only in what users saw.
+
+    `stages` holds the SFT stages already trained in this scenario (`sft+kto` starts from
+    `sft`'s adapter rather than training it again); their time counts in the total."""
     engine = create_db_engine(db_url)
     with Session(engine) as session:
         corrected = from_feedback(session, alias, 4)
@@ -92,11 +101,16 @@ def train(
     engine.dispose()
     settings = RetrainSettings()
     began = time.perf_counter()
-    start = None
+    start, earlier = None, 0.0
     if objective.startswith("seed+"):
         corrected = corrected + seed
     if "sft" in objective:
-        start = Trainer(model_dir, settings, work / "sft").train(corrected).adapter_dir
+        key = "seed+sft" if objective.startswith("seed+") else "sft"
+        if key not in stages:
+            adapter = Trainer(model_dir, settings, work / "sft").train(corrected).adapter_dir
+            stages[key] = (adapter, time.perf_counter() - began)
+            began = time.perf_counter()
+        start, earlier = stages[key]
     kind = objective.split("+")[-1]
     if kind in ("dpo", "kto"):
         rows = pairs if kind == "dpo" else judged
@@ -106,7 +120,7 @@ def train(
             .adapter_dir
         )
     assert start is not None
-    return start, time.perf_counter() - began
+    return start, earlier + time.perf_counter() - began
 
 
 def main() -> None:
@@ -147,9 +161,10 @@ def main() -> None:
             rows_out.append({"scenario": name, "objective": "production", **base, **counts})
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
             seed = habits(train_rows, args.flawed_share)
+            stages: dict[str, tuple[Path, float]] = {}
             for objective in args.objectives:
                 path, seconds = train(
-                    objective, model_dir, running.db_url, alias, work / objective, seed
+                    objective, model_dir, running.db_url, alias, work / objective, seed, stages
                 )
                 engine_name = f"{alias}-{objective.replace('+', '-')}"
                 evaluator.load(engine_name, path)
