@@ -1,6 +1,6 @@
 """False alarms of the rollout's rate comparison under uneven traffic: the canary is no
 different from production, and the test may still call it worse. Before issue 20 this was
-a one-sided two-proportion z-test; now it is Fisher's exact test (serve/rollout_stats.py).
+a one-sided two-proportion z-test; now it is Fisher's exact test (serve/rollouts/stats.py).
 Both see the same simulated counts here; printed: each one's false-alarm rate against the
 share of alpha it is allowed (0.05 split over four metrics), and their ratio.
 
@@ -16,7 +16,7 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from serve.rollout_stats import fisher_greater
+from serve.rollouts.stats import fisher_greater
 
 ALPHA_SHARE = 0.05 / 4
 CASES = [  # canary, production trials; the shared true rate

@@ -1,5 +1,6 @@
-"""Live evidence on one adapter version: what its captured traffic, its end users' ratings
-and its reviews say over a time window. Rollouts compare a canary with production on it.
+"""Live evidence on one adapter version, or one prompt template version: what its captured
+traffic, its end users' ratings and its reviews say over a time window. Rollouts compare a
+canary with production on it.
 
 An interaction has one current rating (a changed mind replaces the first), and only the
 latest revision of each review counts. Shadow answers (not seen by clients) are not
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -30,13 +32,34 @@ def version_traffic(session: Session, alias: str, version: int, since: datetime)
     """The version's requests through its alias's split since `since`. Pinned `alias@N`
     requests are someone choosing the version, not the split: left out, so that nobody
     can steer a rollout by sending chosen traffic to the canary."""
-    served = (
-        col(Interaction.alias) == alias,
-        col(Interaction.adapter_version) == version,
-        col(Interaction.created_at) >= since,
-        col(Interaction.shadow_of).is_(None),
-        col(Interaction.pinned).is_(False),
+    return _traffic(
+        session,
+        (
+            col(Interaction.alias) == alias,
+            col(Interaction.adapter_version) == version,
+            col(Interaction.created_at) >= since,
+            col(Interaction.shadow_of).is_(None),
+            col(Interaction.pinned).is_(False),
+        ),
     )
+
+
+def template_traffic(session: Session, name: str, version: int, since: datetime) -> Traffic:
+    """The template version's requests through its release's split since `since`
+    (requests naming `template_version` chose it: left out, as pinned adapters are)."""
+    return _traffic(
+        session,
+        (
+            col(Interaction.template) == name,
+            col(Interaction.template_version) == version,
+            col(Interaction.created_at) >= since,
+            col(Interaction.shadow_of).is_(None),
+            col(Interaction.template_pinned).is_(False),
+        ),
+    )
+
+
+def _traffic(session: Session, served: tuple[Any, ...]) -> Traffic:
     rows = session.exec(select(Interaction.status_code, Interaction.latency_ms).where(*served))
     traffic = Traffic()
     for status, latency in rows:

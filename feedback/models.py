@@ -57,8 +57,9 @@ class Interaction(SQLModel, table=True):
     # never sent to the client (serve/shadow.py).
     shadow_of: str | None = Field(default=None, max_length=32, index=True)
     # Asked for as `alias@N`: someone chose the version, the rollout's split did not, so
-    # rollouts leave it out of their evidence.
+    # rollouts leave it out of their evidence. The same for a named `template_version`.
     pinned: bool = False
+    template_pinned: bool = False
 
     @property
     def conversation(self) -> list[dict[str, Any]]:

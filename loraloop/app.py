@@ -40,9 +40,9 @@ from serve.protocol import ErrorResponse
 from serve.proxy import Proxy
 from serve.ratelimit import InFlight, RateLimiter
 from serve.replicas import ReplicaPool
-from serve.rollout_api import router as rollouts_router
 from serve.rollouts import RolloutController
 from serve.rollouts import overview as rollouts_overview
+from serve.rollouts.api import router as rollouts_router
 from serve.routes import router as platform_router
 from serve.security import RequestGuard, is_loopback
 from serve.shadow import ShadowSender

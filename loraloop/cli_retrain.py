@@ -12,6 +12,7 @@ from feedback.jobs import JobBusy, recent_runs
 from loraloop.cli_support import BarReporter, CliError, console, friendly, progress_bar
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
+from retrain.decision import decision_table
 from retrain.objectives import OBJECTIVES
 from retrain.outcome import RunOutcome
 
@@ -24,6 +25,7 @@ OUTCOME_STYLE = {
     "promoted": "bold green",
     "canary": "green",
     "rollout": "green",
+    "prompt-rollout": "green",
     "rejected": "yellow",
 }
 
@@ -84,6 +86,15 @@ def retrain_run(
             f"held-out preferences ({evidence['items']}): the candidate favours the preferred "
             f"answer more than production on {evidence['won']:.0%}"
         )
+    if outcome.decision:
+        head, rows = decision_table(outcome.as_record())
+        sides = Table(*head, title="adapter or prompt")
+        for row in rows:
+            sides.add_row(*row)
+        console.print(sides)
+        console.print(outcome.decision["reason"])
+    if outcome.prompt:
+        console.print(f"prompt: {outcome.prompt['reason']}")
     console.print(
         f"training: {outcome.train.get('stop_reason')}; gated on the {gate.eval_set} set"
         + (f" ({outcome.golden['items']} items)" if gate.eval_set == "golden" else "")

@@ -39,8 +39,9 @@ def main(
         return
     for rollout, taken in rows:
         steps = " -> ".join(f"{s:g}%" for s in rollout.policy["steps"])
+        what = "template " if rollout.kind == "template" else ""
         console.print(
-            f"[bold]rollout {rollout.id}[/bold] {rollout.alias}@{rollout.version} "
+            f"[bold]rollout {rollout.id}[/bold] {what}{rollout.alias}@{rollout.version} "
             f"(over v{rollout.baseline_version}): {rollout.state}, step {rollout.step + 1} "
             f"of {steps}"
         )
@@ -63,15 +64,19 @@ def start(
     version: int,
     steps: Annotated[str | None, typer.Option(help="Canary shares in percent: 5,25,50")] = None,
     min_requests: Annotated[int | None, typer.Option(help="Canary requests per step.")] = None,
+    template: Annotated[
+        bool, typer.Option("--template", help="ALIAS is a prompt template: roll out its VERSION.")
+    ] = False,
 ) -> None:
-    """Roll VERSION out over ALIAS's production, step by step."""
+    """Roll VERSION out over ALIAS's production (or a prompt template's), step by step."""
     body: dict[str, Any] = {"version": version, "min_requests": min_requests}
     if steps:
         try:
             body["steps"] = [float(s) for s in steps.split(",")]
         except ValueError:
             raise typer.BadParameter(f"--steps {steps!r}: numbers separated by commas") from None
-    out = call_gateway("POST", f"/admin/aliases/{alias}/rollouts", body)
+    kind = "templates" if template else "aliases"
+    out = call_gateway("POST", f"/admin/{kind}/{alias}/rollouts", body)
     console.print(f"rollout {out['id']}: {out['decisions'][-1]['reason']}")
 
 

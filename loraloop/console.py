@@ -33,6 +33,7 @@ from serve.errors import APIError
 from serve.protocol import CanaryRequest, PromoteRequest
 from serve.replicas import ReplicaPool
 from serve.rollouts import overview as rollouts_overview
+from serve.template_releases import TemplateReleases
 
 VERDICTS = ("drift", "no_drift", "not_enough_data", "failed")
 Action = Literal["promote", "canary", "rollback"]
@@ -153,9 +154,10 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         await adapters.reconcile()
         versions = sorted(adapters.versions.values(), key=lambda v: (v.name, -v.version))
         aliases = sorted(adapters.aliases.values(), key=lambda a: a.name)
+        templates = TemplateReleases().overview(session)
         return render(request, "console_adapters.html", aliases=aliases, versions=versions,
                       admin=is_admin(who), rollouts=rollouts_overview(session),
-                      message=message)  # fmt: skip
+                      templates=templates, message=message)  # fmt: skip
 
     @router.post("/ops/adapters/{name}/{action}", response_class=HTMLResponse)
     async def adapter_action(

@@ -5,9 +5,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from retrain.compare import Comparison, Side
     from retrain.curate import Curated, curate
     from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
+    from retrain.decision import Verdict, decide_artifact
     from retrain.evaluate import EvaluationError, Evaluator
+    from retrain.fewshot import Shot, ShotPicker
     from retrain.gate import GateDecision, SliceResult, decide, slices
     from retrain.judge import Agreement, Judge, Pair
     from retrain.metrics import METRICS, Metric, Pairwise, score, score_items
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     )
     from retrain.preference_eval import LikelihoodScorer, PreferenceEvidence
     from retrain.preference_train import PreferenceTrainer
+    from retrain.prompt_release import ship_prompt
+    from retrain.retention import Retention, load_retention
     from retrain.schedule import EarlyStopping, Plan, make_plan
     from retrain.search import SearchError, Trial, train_best
     from retrain.settings import RetrainSettings
@@ -31,6 +36,15 @@ if TYPE_CHECKING:
 # Exported lazily: the CLI and the gateway import this package's light modules
 # without paying for torch, peft or Evidently until a run needs them.
 _EXPORTS = {
+    "Comparison": "retrain.compare",
+    "Side": "retrain.compare",
+    "Verdict": "retrain.decision",
+    "decide_artifact": "retrain.decision",
+    "ShotPicker": "retrain.fewshot",
+    "Shot": "retrain.fewshot",
+    "Retention": "retrain.retention",
+    "ship_prompt": "retrain.prompt_release",
+    "load_retention": "retrain.retention",
     "Curated": "retrain.curate",
     "curate": "retrain.curate",
     "DatasetError": "retrain.dataset",
@@ -91,6 +105,7 @@ __all__ = [
     "OBJECTIVES",
     "Agreement",
     "Choice",
+    "Comparison",
     "Curated",
     "DatasetError",
     "EarlyStopping",
@@ -109,28 +124,36 @@ __all__ = [
     "PreferencePair",
     "PreferenceTrainer",
     "Reporter",
+    "Retention",
     "RetrainError",
     "RetrainSettings",
     "Retrainer",
     "RunOutcome",
     "SearchError",
     "SetScores",
+    "Shot",
+    "ShotPicker",
+    "Side",
     "SliceResult",
     "Tracker",
     "TrainResult",
     "Trainer",
     "Trial",
+    "Verdict",
     "choose",
     "content_hash",
     "curate",
     "curate_preferences",
     "decide",
+    "decide_artifact",
     "from_feedback",
+    "load_retention",
     "make_plan",
     "read_preferences",
     "read_seed",
     "score",
     "score_items",
+    "ship_prompt",
     "slices",
     "train_best",
 ]

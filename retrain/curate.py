@@ -229,14 +229,21 @@ def curate(
     return curated
 
 
-def require_examples(curated: Curated, settings: RetrainSettings) -> None:
-    """Refuse SFT below the minimum, saying how many more reviewed examples it needs."""
+def require_examples(curated: Curated, settings: RetrainSettings, first: bool = False) -> None:
+    """Refuse SFT below the minimum, saying how many more reviewed examples it needs.
+
+    `first`: SFT that a preference stage goes on training needs `min_examples_first`."""
     report, train = curated.report, len(curated.train)
-    if train < settings.min_examples:
-        more = _more_needed(train, report["input"], settings)
+    need, name = (
+        (settings.min_examples_first, "MIN_EXAMPLES_FIRST")
+        if first
+        else (settings.min_examples, "MIN_EXAMPLES")
+    )
+    if train < need:
+        more = _more_needed(train, report["input"], need, settings)
         raise DatasetError(
             f"only {train} training examples after curation (need "
-            f"{settings.min_examples}, LORALOOP_RETRAIN_MIN_EXAMPLES): about {more} more "
+            f"{need}, LORALOOP_RETRAIN_{name}): about {more} more "
             f"reviewed examples are needed; {_summary(report)}"
         )
     if not curated.eval:
@@ -260,10 +267,10 @@ def leaks(prompts: list[str], held: list[str], threshold: float, hasher: MinHash
     return [index.near(shingles(prompt)) for prompt in prompts]
 
 
-def _more_needed(train: int, given: int, settings: RetrainSettings) -> int:
+def _more_needed(train: int, given: int, need: int, settings: RetrainSettings) -> int:
     """Reviewed examples to add, at the rate this data kept after curation and the split."""
     kept = train / given if given and train else 1 - settings.eval_fraction
-    return max(1, math.ceil((settings.min_examples - train) / max(kept, 0.05)))
+    return max(1, math.ceil((need - train) / max(kept, 0.05)))
 
 
 def _prompt(ex: Example) -> str:

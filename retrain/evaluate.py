@@ -8,7 +8,9 @@ the two sides differ by their weights only.
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,14 @@ from retrain.dataset import Example
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # answered, total
+
+
+@dataclass(frozen=True)
+class Asked:
+    texts: list[str]
+    prompt_tokens: float  # mean per request
+    completion_tokens: float
+    seconds: float  # wall clock per request, at the evaluator's concurrency
 
 
 class EvaluationError(RuntimeError):
@@ -41,21 +51,59 @@ class Evaluator:
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def answers(
-        self, model: str, examples: Sequence[Example], progress: Progress | None = None
+        self,
+        model: str,
+        examples: Sequence[Example],
+        progress: Progress | None = None,
+        max_tokens: int | None = None,
     ) -> list[str]:
+        return self.ask(model, examples, progress, max_tokens).texts
+
+    def ask(
+        self,
+        model: str,
+        examples: Sequence[Example],
+        progress: Progress | None = None,
+        max_tokens: int | None = None,
+    ) -> "Asked":
+        """Answers with what they cost: tokens per request from the engine's usage, and
+        wall-clock seconds per request at this evaluator's concurrency. `max_tokens`
+        overrides the evaluator's answer length for this call."""
+        began = time.perf_counter()
         bodies = chat_many(
             self.engine_url,
             model,
             [ex.prompt for ex in examples],
-            self.max_tokens,
+            max_tokens or self.max_tokens,
             self.concurrency,
             self.timeout_s,
             progress,
             self.headers,
             tools=[list(ex.tools) for ex in examples],
         )
+        seconds = time.perf_counter() - began
         messages = [b["choices"][0]["message"] for b in bodies]
-        return [answer_text(m.get("content"), m.get("tool_calls")) for m in messages]
+        usage = [b.get("usage") or {} for b in bodies]
+        n = max(1, len(bodies))
+        return Asked(
+            [answer_text(m.get("content"), m.get("tool_calls")) for m in messages],
+            sum(int(u.get("prompt_tokens") or 0) for u in usage) / n,
+            sum(int(u.get("completion_tokens") or 0) for u in usage) / n,
+            seconds / n,
+        )
+
+    def context_length(self, model: str) -> int | None:
+        """The engine's context window for `model` (vLLM's /v1/models says it), or None."""
+        try:
+            response = httpx.get(
+                f"{self.engine_url}/v1/models", timeout=self.timeout_s, headers=self.headers
+            )
+            cards = response.json().get("data") or []
+        except (httpx.HTTPError, ValueError):
+            return None
+        lengths = [c.get("max_model_len") for c in cards if c.get("id") == model]
+        lengths = lengths or [c.get("max_model_len") for c in cards]
+        return next((int(x) for x in lengths if x), None)
 
     def load(self, name: str, path: Path) -> None:
         response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})

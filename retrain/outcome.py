@@ -36,6 +36,7 @@ class SetScores:
     size: int
     candidate: dict[str, float]
     production: dict[str, float]
+    arms: dict[str, dict[str, float]] = field(default_factory=dict)  # prompting arm -> means
 
 
 @dataclass
@@ -62,6 +63,10 @@ class RunOutcome:
     objective: dict[str, str] = field(default_factory=dict)  # objective, reason
     stages: list[dict[str, Any]] = field(default_factory=list)  # one train summary per stage
     preference: dict[str, Any] = field(default_factory=dict)  # its data and gate evidence
+    arms: dict[str, Any] = field(default_factory=dict)  # the prompting arms, each side's cost
+    retention: dict[str, Any] = field(default_factory=dict)  # the forgetting check
+    decision: dict[str, Any] = field(default_factory=dict)  # adapter, prompt or production
+    prompt: dict[str, Any] = field(default_factory=dict)  # the template version it shipped
     gate: GateDecision | None = None
     version: int | None = None
 
@@ -69,6 +74,8 @@ class RunOutcome:
         if self.gate is None:
             return f"{self.outcome}: {self.error or 'no gate decision'}"
         target = f" {self.alias}@{self.version}" if self.version else ""
+        if self.prompt.get("version"):
+            target = f" {self.prompt['template']} version {self.prompt['version']}"
         return (
             f"{self.outcome}{target}: {self.gate.primary} "
             f"{self.gate.production[self.gate.primary]:.3f} -> "

@@ -17,17 +17,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from feedback.drift.embeddings import Embedder
 from feedback.golden import golden_hash, golden_items
 from feedback.preferences import preference_pairs
 from feedback.signals import Thresholds
+from retrain.compare import Comparison, check_arms, decide_run, token_counter
 from retrain.curate import Curated, curate, require_examples
 from retrain.dataset import DatasetError, Example, content_hash, from_feedback, read_seed
 from retrain.evaluate import Evaluator
+from retrain.fewshot import Shot
 from retrain.gate import GateDecision, decide, slices
 from retrain.judge import Judge, Pair, load_rubric
-from retrain.metrics import METRICS, Pairwise, Scores, means, score_items
+from retrain.metrics import METRICS, Pairwise, means
 from retrain.objectives import Choice, choose
-from retrain.outcome import Reporter, RunOutcome, SetScores, train_summary
+from retrain.outcome import Reporter, RunOutcome, train_summary
 from retrain.preference_data import CuratedPreferences
 from retrain.preference_stage import (
     STAGES,
@@ -38,6 +41,7 @@ from retrain.preference_stage import (
     reference_examples,
     train_stage,
 )
+from retrain.prompt_release import ship_prompt
 from retrain.report import write_report
 from retrain.search import grid, train_best
 from retrain.settings import RetrainSettings
@@ -71,6 +75,7 @@ class Retrainer:
         rollouts: RolloutController | None = None,
         engine_key: str | None = None,
         thresholds: Thresholds | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.db = db
         self.thresholds = thresholds or Thresholds()
@@ -86,6 +91,13 @@ class Retrainer:
             engine_url, settings.eval_max_tokens, settings.eval_concurrency, api_key=engine_key
         )
         self.tracker = tracker or Tracker(settings.mlflow_uri, settings.runs_dir / "mlflow")
+        self.comparison = Comparison(
+            self.evaluator,
+            settings,
+            registry.base_model,
+            token_counter(model_dir),
+            (embedder or Embedder()).encode,
+        )
 
     def baseline(self, alias: str, new: bool) -> tuple[str, int | None]:
         """The engine name production answers under, and its version (None: base model)."""
@@ -185,7 +197,12 @@ class Retrainer:
         if not held:
             raise DatasetError("no held-out examples for the evaluation gate; add data")
         sets = [("held_out", held)] + ([("golden", golden)] if golden else [])
-        scored = self.evaluate(run, result.adapter_dir, sets, judge, report)
+        candidate_name = f"candidate-{run.alias}-{run.run_id}"
+        self.evaluator.load(candidate_name, result.adapter_dir)
+        try:
+            scored = self.comparison.run(run, candidate_name, sets, curated.train, judge, report)
+        finally:
+            self.evaluator.unload(candidate_name)
         deciding, items, scores = scored[-1]
         evidence_against: list[str] = []
         if stage_rows is not None:
@@ -217,10 +234,21 @@ class Retrainer:
             slices(items, scores, s.slice_min_examples),
             s.slice_tolerance,
         )
+        if run.retention.get("rejects"):
+            evidence_against.append(str(run.retention["reason"]))
         if evidence_against:
             kept = [] if run.gate.promote else run.gate.reasons  # a pass's reason no longer holds
             run.gate = replace(run.gate, promote=False, reasons=kept + evidence_against)
+        run.decision = decide_run(run, s.margin)
         run.outcome = "rejected"
+        if s.ship_prompts and run.decision["ship"] == "prompt" and self.rollouts is not None:
+            report.stage("publish")
+            shots = [Shot(**shot) for shot in run.arms.get("template_shots") or []]
+            run.prompt = ship_prompt(
+                self.db, self.rollouts, curated.train, shots, self.registry.base_model, run.run_id
+            )
+            run.outcome = run.prompt["outcome"] or "rejected"
+            return
         if run.gate.promote:
             report.stage("publish")
             lineage = {
@@ -262,7 +290,8 @@ class Retrainer:
         choice = choose(s.objective, prefs.available(len(curated.train)), s)
         run.objective = choice.as_dict()
         if "sft" in choice.stages:
-            require_examples(curated, s)
+            require_examples(curated, s, first=len(choice.stages) > 1)
+            check_arms(curated.train, s)
         kind = choice.stages[-1]
         stage_rows = prefs.for_stage(kind, s) if kind in STAGES else None
         run.curation = curated.report
@@ -322,54 +351,6 @@ class Retrainer:
             return None
         with Session(self.db) as session:
             return Path(self.registry.version(session, alias, version).path)
-
-    def evaluate(
-        self,
-        run: RunOutcome,
-        adapter_dir: Path,
-        sets: list[tuple[str, list[Example]]],
-        judge: Judge | None,
-        report: Reporter,
-    ) -> list[tuple[str, list[Example], Scores]]:
-        """Both sides answer every set; per-item scores, predictions to a file."""
-        candidate_name = f"candidate-{run.alias}-{run.run_id}"
-        total, done = 2 * sum(len(items) for _, items in sets), 0
-        scored, lines = [], []
-        self.evaluator.load(candidate_name, adapter_dir)
-        try:
-            for name, items in sets:
-                answers = {}
-                for side, model in (("production", run.baseline), ("candidate", candidate_name)):
-                    answers[side] = self.evaluator.answers(
-                        model,
-                        items,
-                        lambda d, _, offset=done: report.advance("evaluate", offset + d, total),
-                    )
-                    done += len(items)
-                scores = score_items(
-                    self.settings.metrics, items, answers["candidate"], answers["production"], judge
-                )
-                candidate, production = means(scores)
-                run.evaluations.append(SetScores(name, len(items), candidate, production))
-                scored.append((name, items, scores))
-                lines += [
-                    json.dumps(
-                        {
-                            "set": name,
-                            "id": ex.id,
-                            "reference": ex.answer,
-                            "production": p,
-                            "candidate": c,
-                        }
-                    )
-                    for ex, p, c in zip(
-                        items, answers["production"], answers["candidate"], strict=True
-                    )
-                ]
-        finally:
-            self.evaluator.unload(candidate_name)
-        (run.run_dir / "eval_predictions.jsonl").write_text("".join(x + "\n" for x in lines))
-        return scored
 
     def publish(
         self, alias: str, adapter_dir: Path, gate: GateDecision, lineage: dict[str, Any]

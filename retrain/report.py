@@ -10,6 +10,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from retrain.decision import decision_table, figure
+
 WIDTH, HEIGHT, PAD = 640, 220, 36
 
 
@@ -159,8 +161,8 @@ def _objective(record: dict[str, Any]) -> str:
                 st.get("steps", 0),
                 st.get("best_step", 0),
                 st.get("stop_rule", ""),
-                _num(best.get("rewards/accuracies")),
-                _num(best.get("rewards/margins")),
+                figure(best.get("rewards/accuracies")),
+                figure(best.get("rewards/margins")),
             ])  # fmt: skip
         head = ["stage", "steps", "best step", "ended by", "val reward acc", "val margin"]
         parts.append(_table(head, rows))
@@ -168,10 +170,10 @@ def _objective(record: dict[str, Any]) -> str:
     if evidence.get("items"):
         rows = [
             ["held-out preferences", evidence["items"], ""],
-            ["preference accuracy", _num(evidence.get("candidate_accuracy")),
-             _num(evidence.get("production_accuracy"))],
-            ["mean margin", _num(evidence.get("candidate_margin")),
-             _num(evidence.get("production_margin"))],
+            ["preference accuracy", figure(evidence.get("candidate_accuracy")),
+             figure(evidence.get("production_accuracy"))],
+            ["mean margin", figure(evidence.get("candidate_margin")),
+             figure(evidence.get("production_margin"))],
             ["candidate beats production on", f"{evidence.get('won', 0):.0%}", ""],
         ]  # fmt: skip
         parts.append(
@@ -179,10 +181,6 @@ def _objective(record: dict[str, Any]) -> str:
             + _table(["", "candidate", "production"], rows)
         )
     return "".join(parts)
-
-
-def _num(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.3f}"
 
 
 def _evaluation(record: dict[str, Any]) -> str:
@@ -197,6 +195,17 @@ def _evaluation(record: dict[str, Any]) -> str:
                 _metric_rows(ev["candidate"], ev["production"]),
             )
         )
+    decision = record.get("decision") or {}
+    if decision:
+        head, rows = decision_table(record)
+        parts.append(
+            "<h3>Adapter or prompt</h3>"
+            + _table(head, rows)
+            + f"<p><b>{html.escape(str(decision.get('reason', '')))}</b></p>"
+        )
+    prompt = record.get("prompt") or {}
+    if prompt:
+        parts.append(f"<p>Prompt shipped: {html.escape(str(prompt.get('reason', '')))}</p>")
     golden = record.get("golden") or {}
     if golden.get("items"):
         parts.append(f"<p>Golden set: {golden['items']} items, sha256 {golden['hash'][:16]}…</p>")

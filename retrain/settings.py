@@ -19,6 +19,12 @@ class RetrainSettings(BaseSettings):
     min_examples: int = Field(
         50, ge=1, description="Training refuses below this many curated training examples."
     )
+    min_examples_first: int = Field(
+        10,
+        ge=1,
+        description="SFT before a preference stage needs this many (auto runs it whenever "
+        "there are): a preference objective alone, from the base, loses the domain.",
+    )
     eval_fraction: float = Field(0.1, gt=0, lt=1, description="Held out for the gate.")
     min_chars: int = Field(2, ge=0, description="Shorter answers are dropped.")
     max_chars: int = Field(4000, ge=1, description="Longer conversations are dropped.")
@@ -188,8 +194,47 @@ class RetrainSettings(BaseSettings):
         60, ge=0, description="Human-ordered pairs the judge is checked on, at most."
     )
     eval_concurrency: int = Field(16, ge=1)
+    fewshot_k: int = Field(
+        4,
+        ge=0,
+        description="Training examples in each prompting arm's prompt (the base model with "
+        "k fixed, and k retrieved, examples), compared with the adapter; 0: no arms.",
+    )
+    fewshot_max_tokens: int = Field(
+        1024, ge=1, description="Most prompt tokens an arm's examples may add to a request."
+    )
+    retention_set: Path | None = Field(
+        default_factory=lambda: Path(__file__).resolve().parent / "retention" / "general.jsonl",
+        description="General prompts for the forgetting check (JSONL: id, category, "
+        "messages); empty: no check.",
+    )
+    retention_max_tokens: int = Field(
+        64,
+        ge=1,
+        description="Answer length on the retention set: forgetting shows in an answer's "
+        "opening, and each side answers every prompt, so the check stays cheap.",
+    )
+    retention_judge: bool = Field(
+        False,
+        description="Also ask the pairwise judge, per side, whether its retention answers "
+        "are as good as the base model's (two judge calls per prompt and side).",
+    )
+    retention_max_drop: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The gate rejects a candidate whose retention drop (1 - Rouge-L of its "
+        "answers against the base model's) is over this and over production's; 1: report "
+        "only (the default until a threshold is measured across domains).",
+    )
     canary_share: float = Field(
         0.0, ge=0, le=1, description="Above 0: a passing candidate goes canary, not production."
+    )
+    ship_prompts: bool = Field(
+        False,
+        description="When the decision is a prompt, ship it instead of the adapter: a new "
+        "version of the data's template with the fixed arm's examples, rolled out on a "
+        "canary (LORALOOP_ROLLOUT_* policy); off: the decision is reported only.",
     )
     rollout: bool = Field(
         False, description="A passing candidate starts a rollout (LORALOOP_ROLLOUT_* policy)."
@@ -198,6 +243,11 @@ class RetrainSettings(BaseSettings):
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI, e.g. sqlite:///data/mlflow.db; unset: no MLflow."
     )
+
+    @field_validator("retention_set", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if value in ("", "none", "off") else value
 
     @field_validator("search")
     @classmethod

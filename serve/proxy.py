@@ -183,7 +183,8 @@ class Proxy:
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
-            default_alias = await self._apply_template(req, payload, record)
+            sticky = _sticky_id(body, request)
+            default_alias = await self._apply_template(req, payload, record, sticky)
             model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
@@ -215,13 +216,18 @@ class Proxy:
         return payload, target
 
     async def _apply_template(
-        self, req: TemplateFields, payload: dict[str, Any], record: dict[str, Any]
+        self,
+        req: TemplateFields,
+        payload: dict[str, Any],
+        record: dict[str, Any],
+        sticky: str | None,
     ) -> str | None:
-        """Render the template into the payload; return its default alias."""
+        """Render the template into the payload (the version asked for, else the one its
+        release serves this sticky id); return its default alias."""
         if not isinstance(req, ChatCompletionRequest):
             raise APIError(400, "templates apply to /v1/chat/completions", param="template")
         assert req.template is not None
-        found = await self.templates.lookup(self.db, req.template, req.template_version)
+        found = await self.templates.lookup(self.db, req.template, req.template_version, sticky)
         if found is None:
             version = f" version {req.template_version}" if req.template_version else ""
             raise APIError(
@@ -246,7 +252,10 @@ class Proxy:
         for key, value in spec.sampling.items():
             payload.setdefault(key, value)
         record.update(
-            template=row.name, template_version=row.version, rendered_messages=payload["messages"]
+            template=row.name,
+            template_version=row.version,
+            template_pinned=req.template_version is not None,
+            rendered_messages=payload["messages"],
         )
         return spec.default_alias
 

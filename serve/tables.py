@@ -62,6 +62,22 @@ class PromptTemplateVersion(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    # file: synced from prompt_templates/ (a file edit is a deploy); retrain: a run's
+    # prompt, which serves only through a rollout (serve/template_releases.py)
+    origin: str = Field(default="file", max_length=16)
+
+
+class TemplateRelease(SQLModel, table=True):
+    """Which version of a template unpinned requests get: production plus an optional
+    canary share, as an alias does for adapter versions. No row: the latest version."""
+
+    __tablename__ = "template_release"
+
+    name: str = Field(primary_key=True, max_length=128)
+    production_version: int | None = None
+    canary_version: int | None = None
+    canary_share: float = 0.0
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiKey(SQLModel, table=True):
@@ -91,9 +107,12 @@ class PageSession(SQLModel, table=True):
 
 class Rollout(SQLModel, table=True):
     """A candidate version earning production step by step: its canary share follows
-    `steps`; each step is judged on live traffic (serve/rollouts.py)."""
+    `steps`; each step is judged on live traffic (serve/rollouts/). `kind` says what
+    rolls out: an adapter version of the alias `alias`, or a version of the prompt
+    template named `alias`."""
 
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="adapter", max_length=16)
     alias: str = Field(max_length=128, index=True)
     version: int
     baseline_version: int

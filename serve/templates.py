@@ -2,8 +2,10 @@
 
 A template sets what fine-tuning does not: persona, tone, output format, few-shot
 examples. It is rendered with a sandboxed Jinja2 environment (template files are data,
-and must not reach Python objects). A changed file becomes a new version at sync; old
-versions stay addressable with `template_version`.
+and must not reach Python objects). A changed file becomes a new version at sync and
+serves at once (a file edit is a deploy); old versions stay addressable with
+`template_version`. A version made by retraining serves only through a release: a
+production version plus a canary share (serve/template_releases.py, serve/rollouts/).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +26,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from feedback.tool_calls import ToolDef, tool_names
-from serve.tables import PromptTemplateVersion
+from serve.adapters import bucket
+from serve.tables import PromptTemplateVersion, TemplateRelease
 
 VarType = Literal["string", "integer", "number", "boolean", "list"]
 PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -103,44 +107,70 @@ def content_hash(spec: TemplateSpec) -> str:
 
 
 def sync_templates(session: Session, directory: Path) -> list[PromptTemplateVersion]:
-    """Record every template file; a file whose content changed gets a new version."""
+    """Record every template file; a file whose content changed since its last synced
+    version gets a new version, which becomes production where a release pins one."""
     added = []
     for path in sorted(directory.glob("*.y*ml")):
         spec = load_spec(path)
         digest = content_hash(spec)
-        latest = session.exec(
+        versions = session.exec(
             select(PromptTemplateVersion)
             .where(PromptTemplateVersion.name == spec.name)
             .order_by(col(PromptTemplateVersion.version).desc())
-        ).first()
-        if latest is not None and latest.content_hash == digest:
+        ).all()
+        synced = next((v for v in versions if v.origin == "file"), None)
+        if synced is not None and synced.content_hash == digest:
             continue
         row = PromptTemplateVersion(
             name=spec.name,
-            version=(latest.version + 1) if latest else 1,
+            version=(versions[0].version + 1) if versions else 1,
             content_hash=digest,
             spec=json.loads(spec.model_dump_json()),
         )
         session.add(row)
+        release = session.get(TemplateRelease, spec.name)
+        if release is not None:
+            release.production_version = row.version
+            session.add(release)
         added.append(row)
     session.commit()
     return added
+
+
+def pick_version(release: TemplateRelease | None, sticky: str | None) -> int | None:
+    """The version an unpinned request gets (None: the latest). Canary or production is
+    a hash of the sticky id, so one user stays on one version."""
+    if release is None:
+        return None
+    if release.canary_version is not None and release.canary_share > 0:
+        key = f"template:{release.name}"
+        draw = random.random() if sticky is None else bucket(key, release.canary_version, sticky)
+        if draw < release.canary_share:
+            return release.canary_version
+    return release.production_version
 
 
 class TemplateStore:
     """Looks templates up by name (latest or a given version) and renders them.
 
     `lookup` serves the inference path: a pinned version never changes, so it is cached
-    for good; the latest version of a name (and a name that does not exist) is cached for
-    `ttl_s`, and read in a worker thread, never on the event loop.
+    for good; the latest version of a name, its release (production and canary), and a
+    name that does not exist are cached for `ttl_s`, and read in a worker thread, never on
+    the event loop.
     """
 
     def __init__(self, ttl_s: float = 5.0) -> None:
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self.ttl_s = ttl_s
         self._cache: dict[tuple[str, int | None], tuple[float, Found | None]] = {}
+        self._releases: dict[str, tuple[float, TemplateRelease | None]] = {}
 
-    async def lookup(self, db: Engine, name: str, version: int | None) -> Found | None:
+    async def lookup(
+        self, db: Engine, name: str, version: int | None, sticky: str | None = None
+    ) -> Found | None:
+        """`version` None: what the template's release serves this `sticky` id."""
+        if version is None:
+            version = pick_version(await self._release(db, name), sticky)
         key = (name, version)
         hit = self._cache.get(key)
         if hit is not None:
@@ -152,6 +182,23 @@ class TemplateStore:
             self._cache.clear()
         self._cache[key] = (time.monotonic(), found)
         return found
+
+    async def _release(self, db: Engine, name: str) -> TemplateRelease | None:
+        hit = self._releases.get(name)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        release = await asyncio.to_thread(self._read_release, db, name)
+        if len(self._releases) > 10_000:
+            self._releases.clear()
+        self._releases[name] = (time.monotonic(), release)
+        return release
+
+    def _read_release(self, db: Engine, name: str) -> TemplateRelease | None:
+        with Session(db) as session:
+            release = session.get(TemplateRelease, name)
+            if release is not None:
+                session.expunge(release)
+            return release
 
     def _read(self, db: Engine, name: str, version: int | None) -> Found | None:
         with Session(db) as session:

@@ -21,16 +21,18 @@ class Run:
 
 def simulate(
     base: str,
-    alias: str,
+    alias: str | None,
     versions: dict[str, int],
     down_rate: dict[int, float],
     done: Callable[[], bool],
     users: int = 200,
     clients: int = 4,
     max_seconds: float = 90,
+    body: dict[str, object] | None = None,
 ) -> Run:
     """Until `done()` or `max_seconds`: `clients` threads, users taking turns. `versions`
-    maps the fake engine's model name (the answer's `[name]` prefix) to a version."""
+    maps the fake engine's model name (the answer's `[name]` prefix) to a version; `body`
+    adds fields to every request (a template: `alias` None lets it choose the model)."""
     run, lock, stop = Run(), threading.Lock(), threading.Event()
     deadline = time.monotonic() + max_seconds
 
@@ -42,9 +44,11 @@ def simulate(
                 user = f"user-{i % users}"
                 i += clients
                 question = [{"role": "user", "content": f"hello from {user}"}]
-                body = {"model": alias, "user": user, "max_tokens": 4, "messages": question}
+                request = {"user": user, "max_tokens": 4, "messages": question, **(body or {})}
+                if alias is not None:
+                    request["model"] = alias
                 try:
-                    reply = http.post("/v1/chat/completions", json=body)
+                    reply = http.post("/v1/chat/completions", json=request)
                 except httpx.HTTPError as exc:
                     with lock:
                         run.requests += 1

@@ -20,6 +20,8 @@ from loraloop import db
 from loraloop.settings import Settings
 from retrain.report import loss_curve_svg
 from serve.auth import create_key
+from serve.template_releases import TemplateReleases
+from serve.templates import TemplateSpec
 from tests.utils.adapters import make_adapter_dir
 from tests.utils.browser import shot
 
@@ -51,6 +53,10 @@ def console(
         session.add(JobRun(job="retrain", target="support", trigger="drift", status="succeeded",
                            result="run-1: promoted support@2", finished_at=now))  # fmt: skip
         session.commit()
+        # a run's prompt: a template version that serves only through its rollout
+        releases = TemplateReleases()
+        spec = TemplateSpec.model_validate(releases.version(session, "summarizer", 1).spec)
+        releases.add_version(session, spec.model_copy(update={"system": "Be brief."}), "retrain")
     engine.dispose()
     run = settings.retrain.runs_dir / "support" / "run-1"
     run.mkdir(parents=True)
@@ -115,6 +121,8 @@ def console(
                             "path": str(make_adapter_dir(store, n))})  # fmt: skip
             assert out.status_code == 201, out.text
         assert http.post("/admin/aliases/support/promote", json={"version": 1}).status_code == 200
+        out = http.post("/admin/templates/summarizer/rollouts", json={"version": 2, "steps": [5]})
+        assert out.status_code == 201, out.text
         chat = {"model": "support", "messages": [{"role": "user", "content": "hi"}]}
         client = {"Authorization": f"Bearer {keys['client']}"}
         assert http.post("/v1/chat/completions", json=chat, headers=client).status_code == 200
@@ -192,6 +200,9 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
     expect(page.locator("#confirm-question")).to_contain_text("Send 10% of support's traffic to v2")
     page.click("#confirm")
     expect(page.locator("#flash")).to_contain_text("production v1, canary v2 at 10%")
+    expect(page.locator("#template-summarizer")).to_contain_text("v2 at 5%")
+    expect(page.locator("#template-support-agent")).to_contain_text("v1 (latest)")
+    expect(page.locator("#rollouts")).to_contain_text("template summarizer v2 over v1")
     shot(page, "console-adapters.png")
 
     reviewer = browser.new_page()

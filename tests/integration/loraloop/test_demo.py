@@ -84,7 +84,23 @@ def test_demo_closes_the_loop(
     record = json.loads((run_dir / "run.json").read_text())
     assert record["outcome"] == "promoted" and record["version"] == 1
     assert "<polyline" in (run_dir / "loss.svg").read_text()
-    assert "Evaluation gate" in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert "Evaluation gate" in page and "retention drop (50 general prompts)" in page
+    # the prompting arms and the forgetting check answered through the same real engine
+    assert record["arms"]["sides"] == ["production", "candidate", "fixed", "retrieved"]
+    cost = record["arms"]["cost"]
+    assert cost["fixed"]["prompt_tokens"] > cost["production"]["prompt_tokens"] > 0
+    assert set(record["evaluations"][0]["arms"]) == {"fixed", "retrieved"}
+    shots = record["arms"]["template_shots"]
+    assert 0 < len(shots) <= 4 and sum(s["tokens"] for s in shots) <= 1024
+    # production is the base model here: it answers as itself; the adapter rewords
+    assert record["retention"]["items"] == 50 and record["retention"]["drop"]["production"] == 0
+    assert 0 < record["retention"]["drop"]["candidate"] <= 1
+    assert record["decision"]["ship"] in ("adapter", "prompt") and record["decision"]["reason"]
+    assert not record["prompt"], "the decision is reported; shipping prompts is opt-in"
+    predictions = (run_dir / "eval_predictions.jsonl").read_text()
+    kinds = [json.loads(line)["set"] for line in predictions.splitlines()]
+    assert kinds.count("retention") == 50 and "retrieved" in predictions
 
     import mlflow
 
@@ -157,6 +173,8 @@ def test_rejected_and_failed_runs_leave_production_alone(
         LORALOOP_RETRAIN_METRICS='["rouge_l","token_f1","exact_match","judge"]',
         LORALOOP_RETRAIN_SLICE_MIN_EXAMPLES="3",
         LORALOOP_RETRAIN_EVAL_MAX_TOKENS="32",  # rejected by the margin whatever the answers
+        LORALOOP_RETRAIN_FEWSHOT_K="0",  # the demo's run has the arms and the forgetting check
+        LORALOOP_RETRAIN_RETENTION_SET="",
     )
     assert rejected.returncode == 0, rejected.stderr[-3000:]
     assert "rejected" in rejected.stdout and "below the margin 1.0" in rejected.stdout
@@ -177,8 +195,17 @@ def test_rejected_and_failed_runs_leave_production_alone(
     plan = record["train"]["plan"]
     # at least the 8-example floor; whole answer groups may add a few, never half the data
     assert 8 <= plan["validation_examples"] < plan["train_examples"] and record["validation"]
+    assert record["arms"]["sides"] == ["production", "candidate"] and not record["retention"]
+    assert record["decision"]["ship"] == "production"  # nothing clears a margin of 1.0
+    assert "adapter or prompt" in rejected.stdout and "keep production" in rejected.stdout
     page = (runs / "lumen" / run_id[1] / "report.html").read_text()
-    for words in ("Slices (rouge_l)", "LLM judge", "Agreement with reviewers", "golden (6 items)"):
+    for words in (
+        "Slices (rouge_l)",
+        "LLM judge",
+        "Agreement with reviewers",
+        "golden (6 items)",
+        "Adapter or prompt",
+    ):
         assert words in page
 
     unknown = cli(platform, runs, "retrain", "run", "--alias", "nobody")
@@ -251,9 +278,10 @@ def lumen_versions(platform: Platform) -> int:
 def test_end_user_thumbs_reach_a_runs_plan(
     demo: subprocess.CompletedProcess[str], platform: Platform, runs: Path
 ) -> None:
-    """Thumbs on lumen's own answers, no corrections: `--dry-run` shows auto picking KTO
-    from them and why, training nothing; asking for DPO without pairs fails clearly and
-    changes nothing. (Training on thumbs: the flawed-production demo below.)"""
+    """Thumbs on lumen's own answers: `--dry-run` shows auto picking KTO from them (after
+    SFT on lumen's reviewed answers) and why, training nothing; asking for DPO without
+    pairs fails clearly and changes nothing. (Training on thumbs: the flawed-production
+    demo below.)"""
     assert demo.returncode == 0
     rows = [json.loads(line) for line in SCENARIO.read_text().splitlines() if line.strip()]
     counts = thumbs_on_lumen(platform, [r for r in rows if not r["heldout"]][180:220])
@@ -282,7 +310,12 @@ def test_end_user_thumbs_reach_a_runs_plan(
     )
     assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
     out = planned.stdout
-    assert "dry run: nothing trained" in out and "objective: kto" in out, out
+    assert "dry run: nothing trained" in out, out
+    chat = re.search(r"data:\s+(\d+)\s+chat\s+examples", out)
+    assert chat, out
+    # SFT goes first whenever there are 10 chat examples (lumen's reviewed answers)
+    picked = "sft+kto" if int(chat[1]) >= 10 else "kto"
+    assert f"objective: {picked} " in out or f"objective: {picked}\n" in out, out
     assert "too few pairs for DPO" in out
     judged = re.search(
         r"judged: (\d+) train / (\d+) held out \(.*end_user (\d+).*\); "
@@ -316,6 +349,8 @@ def test_demo_learns_from_thumbs_to_drop_productions_flaw(
         "flawed",
         "--objective",
         "kto",
+        LORALOOP_RETRAIN_FEWSHOT_K="0",  # judged on preferences here; the arms are the first demo's
+        LORALOOP_RETRAIN_RETENTION_SET="",
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     out = ran.stdout

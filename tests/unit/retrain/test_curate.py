@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retrain.curate import LshIndex, MinHasher, curate, jaccard, near_duplicates, shingles, similar
+from retrain.curate import (
+    LshIndex,
+    MinHasher,
+    curate,
+    jaccard,
+    near_duplicates,
+    require_examples,
+    shingles,
+    similar,
+)
 from retrain.dataset import DatasetError, Example, content_hash, read_seed
 from retrain.settings import RetrainSettings
 
@@ -114,6 +123,16 @@ def test_training_refuses_below_the_minimum_and_says_how_many_more() -> None:
     # 30 in, ~27 kept after the held-out split: about 23 more at that rate make ~50.
     assert 20 <= more <= 32
     assert len(curate(questions(30 + more + 10), RetrainSettings()).train) >= 50
+
+
+def test_sft_before_a_preference_stage_needs_fewer_examples() -> None:
+    curated = curate(questions(14), RetrainSettings(), require=False)
+    with pytest.raises(DatasetError, match=r"need 50, LORALOOP_RETRAIN_MIN_EXAMPLES\)"):
+        require_examples(curated, RetrainSettings())
+    require_examples(curated, RetrainSettings(), first=True)  # 12 or so: enough to go first
+    few = curate(questions(6), RetrainSettings(), require=False)
+    with pytest.raises(DatasetError, match=r"need 10, LORALOOP_RETRAIN_MIN_EXAMPLES_FIRST\)"):
+        require_examples(few, RetrainSettings(), first=True)
 
 
 def test_golden_items_never_train() -> None:

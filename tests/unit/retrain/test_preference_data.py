@@ -127,7 +127,9 @@ def test_too_little_or_one_sided_data_is_refused_with_what_is_missing() -> None:
     ("data", "picked"),
     [
         (Available(examples=60, pairs=30), "sft+dpo"),
-        (Available(examples=10, pairs=30), "dpo"),
+        (Available(examples=10, pairs=30), "sft+dpo"),
+        (Available(examples=9, pairs=30), "dpo"),
+        (Available(examples=20, desirable=300, undesirable=200), "sft+kto"),
         (Available(examples=60, pairs=30, desirable=300, undesirable=200), "sft+kto"),
         (Available(examples=60, pairs=30, desirable=40, undesirable=40), "sft+dpo"),
         (Available(examples=0, pairs=2, desirable=40, undesirable=40), "kto"),

@@ -4,7 +4,7 @@ search's trials, every evaluation set, slices and the judge's agreement on the p
 from pathlib import Path
 
 from retrain.gate import SliceResult, decide
-from retrain.pipeline import RunOutcome, SetScores
+from retrain.outcome import RunOutcome, SetScores
 from retrain.report import loss_curve_svg, write_report
 
 

@@ -56,6 +56,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/admin/aliases/{name}/rollouts"): Sample(
         "/admin/aliases/a/rollouts", 404, {"version": 1}
     ),
+    ("POST", "/admin/templates/{name}/rollouts"): Sample(
+        "/admin/templates/a/rollouts", 404, {"version": 1}
+    ),
     ("GET", "/admin/rollouts"): Sample("/admin/rollouts", 200),
     ("POST", "/admin/aliases/{name}/shadow"): Sample(
         "/admin/aliases/a/shadow", 404, {"version": 1, "share": 0.5}

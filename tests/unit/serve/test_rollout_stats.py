@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedback.live import Traffic
-from serve.rollout_stats import (
+from serve.rollouts import judge
+from serve.rollouts.stats import (
     compare_means,
     compare_p95,
     compare_rates,
@@ -14,7 +15,6 @@ from serve.rollout_stats import (
     fisher_greater,
     percentile,
 )
-from serve.rollouts import judge
 
 POLICY = {
     "min_requests": 50,
@@ -80,7 +80,7 @@ def test_a_step_waits_fails_or_passes() -> None:
 
 
 def test_pairwise_reviews_can_fail_a_step() -> None:
-    from serve.rollout_stats import compare_win_rate
+    from serve.rollouts.stats import compare_win_rate
 
     assert compare_win_rate(2, 18, 0.05, 10).outcome == "worse"
     assert compare_win_rate(9, 11, 0.05, 10).outcome == "ok"

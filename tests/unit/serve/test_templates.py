@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from feedback.models import Interaction
 from loraloop import db
+from serve.template_releases import TemplateReleases
 from serve.templates import (
     TemplateSpec,
     TemplateSpecError,
@@ -83,6 +84,27 @@ def test_changed_file_becomes_new_version_old_stays(tmp_path: Path) -> None:
         assert latest is not None and first is not None
         assert "four lines" in latest[1].output_format
         assert "three lines" in first[1].output_format
+    engine.dispose()
+
+
+def test_a_changed_file_deploys_even_where_a_release_pins_production(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    db.upgrade(url)
+    directory = tmp_path / "templates"
+    directory.mkdir()
+    shutil.copy(TEMPLATES / "summarizer.yaml", directory)
+    engine = db.create_db_engine(url)
+    releases = TemplateReleases()
+    with Session(engine) as session:
+        sync_templates(session, directory)
+        spec = TemplateSpec.model_validate(releases.version(session, "summarizer", 1).spec)
+        made = releases.add_version(session, spec.model_copy(update={"system": "x"}), "retrain")
+        assert made.version == 2 and releases.production(session, "summarizer") == 1
+        assert sync_templates(session, directory) == [], "the file did not change"
+        path = directory / "summarizer.yaml"
+        path.write_text(path.read_text().replace("three lines", "four lines"))
+        assert [r.version for r in sync_templates(session, directory)] == [3]
+        assert releases.production(session, "summarizer") == 3
     engine.dispose()
 
 

@@ -1,12 +1,14 @@
 """Rollouts decided by live evidence: a candidate version takes a growing canary share of
-its alias, step by step; at each step its live traffic is compared with production's
-(serve/rollout_stats.py) and the step passes, waits for data, or fails. Passing the last
+its alias (an adapter version) or of its template (a prompt template version), step by
+step; at each step its live traffic is compared with production's (stats.py) and the step
+passes, waits for data, or fails. Passing the last
 step promotes the candidate; a failure rolls it back at once. Every step outcome is a
 stored decision, and promotions and rollbacks are posted to the alert webhook.
 
 One decider at a time: `tick` runs in the worker that holds the scheduler lease. It only
-changes the alias row (share, canary, production); the version is already loaded on every
-engine from the rollout's start, and gateways follow the row in `reconcile`.
+changes the alias or template release row (share, canary, production); an adapter version
+is already loaded on every engine from the rollout's start, gateways follow alias rows in
+`reconcile` and template release rows within the template cache's TTL.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from feedback.live import Traffic, version_traffic
+from feedback.live import Traffic
 from feedback.models import aware
-from feedback.pairwise import win_loss
 from serve.registry import Registry, RegistryError
-from serve.rollout_stats import (
+from serve.rollouts.stats import (
     Comparison,
     compare_means,
     compare_p95,
     compare_rates,
     compare_win_rate,
 )
+from serve.rollouts.targets import KINDS, AdapterReleases, PromptReleases, Releases
 from serve.settings import RolloutSettings
 from serve.tables import Rollout, RolloutDecision, utcnow
+from serve.template_releases import TemplateReleases
 
 log = logging.getLogger(__name__)
 RUNNING = "running"
@@ -103,10 +106,20 @@ def judge(
 class RolloutController:
     """Starts, judges, advances, promotes, rolls back and aborts rollouts."""
 
-    def __init__(self, db: Engine, registry: Registry, settings: RolloutSettings) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        registry: Registry,
+        settings: RolloutSettings,
+        templates: TemplateReleases | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.settings = settings
+        self.kinds: dict[str, Releases] = {
+            "adapter": AdapterReleases(registry),
+            "template": PromptReleases(templates),
+        }
 
     def policy(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The settings' policy with a rollout's own values on top, validated."""
@@ -124,21 +137,37 @@ class RolloutController:
         return merged.model_dump(exclude=NOT_POLICY)
 
     def start(
-        self, session: Session, alias: str, version: int, policy: dict[str, Any], by: str | None
+        self,
+        session: Session,
+        alias: str,
+        version: int,
+        policy: dict[str, Any],
+        by: str | None,
+        kind: str = "adapter",
     ) -> Rollout:
-        """The version becomes the canary at the first step's share. Load it on every
-        engine before calling this (the admin endpoint does)."""
-        if self.running(session, alias) is not None:
-            raise RolloutError(f"alias '{alias}' already has a rollout running", 409, "conflict")
-        row = self.registry.alias(session, alias)
-        if row is None or row.production_version is None:
-            raise RolloutError(f"alias '{alias}' has no production version", 404, "not_found")
-        if row.production_version == version:
+        """The version becomes the canary at the first step's share. `alias` is the
+        template's name for a template rollout. Load an adapter version on every engine
+        before calling this (the admin endpoint does)."""
+        if kind not in KINDS:
+            raise RolloutError(f"a rollout is of an adapter or a template, not '{kind}'")
+        releases = self.kinds[kind]
+        what = "alias" if kind == "adapter" else "template"
+        if self.running(session, alias, kind) is not None:
+            raise RolloutError(f"{what} '{alias}' already has a rollout running", 409, "conflict")
+        releases.check(session, alias, version)
+        baseline = releases.production(session, alias)
+        if baseline is None:
+            raise RolloutError(f"{what} '{alias}' has no production version", 404, "not_found")
+        if baseline == version:
             raise RolloutError(f"{alias}@{version} is production already", 409, "conflict")
-        baseline = row.production_version
-        self.registry.set_canary(session, alias, version, policy["steps"][0] / 100)
+        releases.set_canary(session, alias, version, policy["steps"][0] / 100)
         rollout = Rollout(
-            alias=alias, version=version, baseline_version=baseline, policy=policy, started_by=by
+            alias=alias,
+            version=version,
+            baseline_version=baseline,
+            policy=policy,
+            started_by=by,
+            kind=kind,
         )
         session.add(rollout)
         session.flush()
@@ -156,9 +185,11 @@ class RolloutController:
         self._end(session, rollout, "aborted", "abort", f"aborted by {by or 'an admin'}", [])
         return rollout
 
-    def running(self, session: Session, alias: str) -> Rollout | None:
+    def running(self, session: Session, alias: str, kind: str = "adapter") -> Rollout | None:
         return session.exec(
-            select(Rollout).where(Rollout.alias == alias, Rollout.state == RUNNING)
+            select(Rollout).where(
+                Rollout.alias == alias, Rollout.kind == kind, Rollout.state == RUNNING
+            )
         ).first()
 
     def tick(self) -> list[RolloutDecision]:
@@ -181,19 +212,19 @@ class RolloutController:
         return decisions
 
     def _judge(self, session: Session, rollout: Rollout) -> RolloutDecision | None:
-        alias = self.registry.alias(session, rollout.alias)
-        if alias is None or alias.canary_version != rollout.version:
+        releases = self.kinds[rollout.kind]
+        if releases.canary(session, rollout.alias) != rollout.version:
             return self._end(
                 session, rollout, "aborted", "abort",
-                "the alias's canary was changed by hand; the rollout stopped", [],
+                f"the {rollout.kind}'s canary was changed by hand; the rollout stopped", [],
             )  # fmt: skip
         step_start = aware(rollout.step_started_at)
-        canary = version_traffic(session, rollout.alias, rollout.version, step_start)
-        production = version_traffic(
+        canary = releases.traffic(session, rollout.alias, rollout.version, step_start)
+        production = releases.traffic(
             session, rollout.alias, rollout.baseline_version, aware(rollout.started_at)
         )
         waited = (utcnow() - step_start).total_seconds()
-        pairs = win_loss(session, rollout.alias, rollout.version, rollout.baseline_version)
+        pairs = releases.pairs(session, rollout.alias, rollout.version, rollout.baseline_version)
         verdict = judge(canary, production, rollout.policy, waited, pairs)
         found = [c.as_dict() for c in verdict.comparisons]
         rollout.last_check = {"at": utcnow().isoformat(), "outcome": verdict.outcome,
@@ -206,13 +237,13 @@ class RolloutController:
         if verdict.outcome == "fail":
             return self._end(session, rollout, "rolled_back", "rollback", verdict.reason, found)
         if rollout.step + 1 >= len(steps):
-            self.registry.promote(session, rollout.alias, rollout.version)
+            releases.promote(session, rollout.alias, rollout.version)
             why = f"passed all {len(steps)} steps ({verdict.reason})"
             return self._end(session, rollout, "promoted", "promote", why, found)
         rollout.step += 1
         rollout.step_started_at = utcnow()
         share = steps[rollout.step]
-        self.registry.set_canary(session, rollout.alias, rollout.version, share / 100)
+        releases.set_canary(session, rollout.alias, rollout.version, share / 100)
         why = f"step {rollout.step} passed ({verdict.reason}); canary now {share}%"
         return self._decide(session, rollout, "advance", why, found)
 
@@ -227,9 +258,9 @@ class RolloutController:
     ) -> RolloutDecision:
         """The rollout is over: its canary share goes to 0 (a promotion has already made the
         version production), and the last decision is recorded."""
-        alias = self.registry.alias(session, rollout.alias)
-        if alias is not None and alias.canary_version == rollout.version:
-            self.registry.set_canary(session, rollout.alias, None, 0.0)
+        releases = self.kinds[rollout.kind]
+        if releases.canary(session, rollout.alias) == rollout.version:
+            releases.set_canary(session, rollout.alias, None, 0.0)
         rollout.state = state
         return self._decide(session, rollout, action, reason, comparisons)
 
@@ -270,6 +301,7 @@ class RolloutController:
             return
         payload = {
             "kind": "rollout",
+            "of": rollout.kind,
             "alias": rollout.alias,
             "version": rollout.version,
             "rollout_id": rollout.id,
@@ -292,10 +324,14 @@ def decisions(session: Session, rollout_id: int) -> list[RolloutDecision]:
     )
 
 
-def recent(session: Session, alias: str | None = None, limit: int = 50) -> list[Rollout]:
+def recent(
+    session: Session, alias: str | None = None, limit: int = 50, kind: str | None = None
+) -> list[Rollout]:
     query = select(Rollout).order_by(col(Rollout.id).desc()).limit(limit)
     if alias is not None:
         query = query.where(Rollout.alias == alias)
+    if kind is not None:
+        query = query.where(Rollout.kind == kind)
     return list(session.exec(query))
 
 

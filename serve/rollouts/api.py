@@ -1,5 +1,6 @@
-"""Admin API of rollouts: start one (the version is loaded on every engine first), list
-them with every decision, abort one. The judging itself runs in the worker."""
+"""Admin API of rollouts: start one of an adapter version (loaded on every engine first) or
+of a prompt template version, list them with every decision, abort one. The judging itself
+runs in the worker."""
 
 import asyncio
 from typing import Annotated, Any
@@ -11,9 +12,9 @@ from serve.adapters import AdapterRouter, EngineLoadError
 from serve.auth import Principal, require
 from serve.deps import get_rollouts, get_router, get_session
 from serve.errors import APIError
-from serve.protocol import RolloutOut, RolloutRequest
 from serve.registry import RegistryError
-from serve.rollouts import RolloutController, RolloutError, decisions, recent
+from serve.rollouts.controller import RolloutController, RolloutError, decisions, recent
+from serve.rollouts.protocol import RolloutOut, RolloutRequest
 from serve.tables import Rollout
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require("admin"))])
@@ -62,14 +63,34 @@ async def start(
     return out
 
 
+@router.post("/templates/{name}/rollouts", response_model=RolloutOut, status_code=201)
+async def start_template(
+    name: str, body: RolloutRequest, request: Request, controller: Controller, session: DB
+) -> dict[str, Any]:
+    """The template version takes the first step's share of the template's unpinned
+    requests (gateways pick it up within the template cache's TTL)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+
+    def begin() -> dict[str, Any]:
+        policy = controller.policy(body.model_dump(exclude={"version"}))
+        by = principal.key_id if principal else None
+        return _out(session, controller.start(session, name, body.version, policy, by, "template"))
+
+    try:
+        return await asyncio.to_thread(begin)
+    except (RegistryError, RolloutError) as exc:
+        raise APIError(exc.status, str(exc), exc.code) from None
+
+
 @router.get("/rollouts", response_model=list[RolloutOut])
 async def list_rollouts(
     session: DB,
     alias: str | None = Query(default=None, max_length=128),
+    kind: str | None = Query(default=None, pattern="^(adapter|template)$"),
     limit: int = Query(default=50, ge=1, le=500),
 ) -> list[dict[str, Any]]:
     def read() -> list[dict[str, Any]]:
-        return [_out(session, r) for r in recent(session, alias, limit)]
+        return [_out(session, r) for r in recent(session, alias, limit, kind)]
 
     return await asyncio.to_thread(read)
 
