@@ -127,6 +127,8 @@ def create_app(
             s.client,
             settings.serve.replica_check_interval_s,
             settings.serve.replica_check_timeout_s,
+            settings.serve.affinity_load_factor if settings.serve.routing == "affinity" else None,
+            settings.serve.affinity_min_load,
         )
         s.router = AdapterRouter(
             build_registry(settings),
@@ -135,6 +137,8 @@ def create_app(
             s.replicas,
             settings.model.name,
             settings.serve.drain_timeout_s,
+            adapter_replicas=settings.serve.adapter_replicas,
+            metrics=s.metrics,
         )
         s.replicas.on_recover = s.router.reload_engine
         s.replicas.on_change = s.metrics.replica_changed

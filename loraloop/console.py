@@ -66,6 +66,7 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         who: Viewer,
         session: DB,
         replicas: Annotated[ReplicaPool, Depends(get_replicas)],
+        adapters: Adapters,
         capture: Annotated[CaptureWriter, Depends(get_capture)],
     ) -> Response:
         if who is None:
@@ -82,7 +83,8 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
         if capture.spooled or capture.held or capture.spool_error:
             problems.append(f"capture: {capture.spooled} spooled, {capture.held} held in memory")
         return render(
-            request, "console_overview.html", replicas=replicas.status(), traffic=traffic,
+            request, "console_overview.html", traffic=traffic,
+            replicas=[{**r, **adapters.load_summary(str(r["url"]))} for r in replicas.status()],
             drift=drift, running=running, problems=problems,
             capture={"queue": capture.depth, "spooled": capture.spooled, "held": capture.held,
                      "quarantined": capture.quarantined},

@@ -1,7 +1,9 @@
 """Hot swap: which adapter versions are loaded on which engine, and what a `model` means.
 
 The swap order is what makes it safe under load: a new version is loaded on every
-engine first; only then does the alias switch (in the database, then in this cache);
+engine that is its alias's home first (all of them unless `adapter_replicas` says how many;
+the replicas ranked for the alias by rendezvous hashing, so each holds a stable share of many
+adapters); only then does the alias switch (in the database, then in this cache);
 the old version is unloaded once no request is still running on it. Gateways that did
 not make the change pick it up in `reconcile`, which follows the same order.
 """
@@ -21,6 +23,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from serve.metrics import GatewayMetrics
 from serve.registry import Registry, RegistryError, inspect_adapter
 from serve.replicas import ReplicaPool
 from serve.tables import AdapterVersion, Alias
@@ -64,8 +67,14 @@ class AdapterRouter:
         base_model: str,
         drain_timeout_s: float = 300.0,
         miss_refresh_s: float = 1.0,
+        adapter_replicas: int = 0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
+        """`adapter_replicas`: how many replicas load an alias's versions ahead of its
+        requests (0: every one); others load one on demand when a request spills over."""
         self.registry = registry
+        self.adapter_replicas = adapter_replicas
+        self.metrics = metrics
         self.db = db
         self.client = client
         self.replicas = replicas
@@ -76,6 +85,8 @@ class AdapterRouter:
         self.aliases: dict[str, Alias] = {}
         self.versions: dict[tuple[str, int], AdapterVersion] = {}
         self.loaded: dict[str, set[str]] = defaultdict(set)  # engine url -> engine names
+        self.load_count: dict[str, int] = defaultdict(int)  # engine url -> loads made
+        self.load_seconds: dict[str, float] = defaultdict(float)
         self.inflight: dict[str, int] = defaultdict(int)
         self._load_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._reconcile_lock = asyncio.Lock()
@@ -86,6 +97,28 @@ class AdapterRouter:
         if target.version is None:
             return set(self.replicas.urls)
         return {url for url, names in self.loaded.items() if target.engine_model in names}
+
+    def load_summary(self, url: str) -> dict[str, float | int | None]:
+        """What this gateway has loaded on a replica: versions held now, loads made, mean
+        seconds per load (cold starts included), for the ops overview."""
+        count = self.load_count[url]
+        return {
+            "adapters": len(self.loaded[url]),
+            "loads": count,
+            "load_ms": 1000 * self.load_seconds[url] / count if count else None,
+        }
+
+    def key(self, target: Target) -> str | None:
+        """What affinity routing hashes: the alias for an adapter (its versions share their
+        homes, so a swap or a canary stays on the same replicas); None for the base model."""
+        return target.alias if target.version is not None else None
+
+    def homes(self, alias: str) -> list[str]:
+        """The healthy replicas an alias's versions are loaded on ahead of requests, in rank
+        order; when every home is down, the first healthy replica in the alias's rank."""
+        healthy = set(self.replicas.healthy())
+        homes = [u for u in self.replicas.homes(alias, self.adapter_replicas) if u in healthy]
+        return homes or [u for u in self.replicas.homes(alias, 0) if u in healthy][:1]
 
     def serving(self, target: Target) -> bool:
         """The target is its alias's production, canary or shadow version (or no adapter)."""
@@ -172,13 +205,14 @@ class AdapterRouter:
         self.replicas.end(engine_url)
 
     async def load_everywhere(self, version: AdapterVersion) -> None:
-        """Load on every healthy engine; raise if one refuses (nothing is switched then).
+        """Load on every healthy home of the version's alias; raise if one refuses (nothing
+        is switched then).
 
         An engine that does not answer leaves rotation instead of blocking the switch: it
-        gets every version in use before it comes back (`reload_engine`).
+        gets every version it is home to before it comes back (`reload_engine`).
         """
         self.versions[(version.name, version.version)] = version
-        urls = self.replicas.healthy()
+        urls = self.homes(version.name)
         if not urls:
             raise EngineLoadError(f"no engine replica is healthy to load {version.ref} on")
         results = await asyncio.gather(
@@ -227,11 +261,14 @@ class AdapterRouter:
     def engine_restarted(self, url: str) -> None:
         """An engine came back empty: forget what it had; referenced versions load again."""
         self.loaded[url].clear()
+        if self.metrics is not None:
+            self.metrics.adapters_loaded.labels(url).set(0)
 
     async def reload_engine(self, url: str) -> None:
         self.engine_restarted(url)
         for version in self._referenced():
-            await self._load(url, version)
+            if url in self.replicas.homes(version.name, self.adapter_replicas):
+                await self._load(url, version)
 
     def schedule_unload(self) -> None:
         """Unload, in the background, loaded versions no alias points at any more."""
@@ -260,6 +297,8 @@ class AdapterRouter:
                         except EngineLoadError as exc:
                             log.warning("could not unload %s: %s", name, exc)
                             continue
+                    if self.metrics is not None:
+                        self.metrics.adapter_unloaded(url, len(names))
                     log.info("unloaded %s from %s", name, url)
 
     def _keep(self) -> set[str]:
@@ -291,6 +330,7 @@ class AdapterRouter:
         async with self._load_locks[f"{url}|{name}"]:
             if name in self.loaded[url]:
                 return
+            began = time.perf_counter()
             await asyncio.to_thread(self._verify, version)
             response = await self._post(
                 url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": version.path}
@@ -301,6 +341,11 @@ class AdapterRouter:
                     f"{response.status_code} {response.text[:500]}"
                 )
             self.loaded[url].add(name)
+            took = time.perf_counter() - began
+            self.load_count[url] += 1
+            self.load_seconds[url] += took
+            if self.metrics is not None:
+                self.metrics.adapter_loaded(version.name, url, took, len(self.loaded[url]))
             log.info("loaded %s (%s) on %s", version.ref, name, url)
 
     def _verify(self, version: AdapterVersion) -> None:

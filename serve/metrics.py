@@ -64,6 +64,39 @@ class GatewayMetrics:
             "loraloop_capture_dropped_records", "Records lost: no database, no spool", registry=r
         )
 
+        self.adapter_loads = Counter(
+            "loraloop_adapter_loads",
+            "Adapter versions loaded onto an engine replica (ahead of requests or on demand)",
+            ["alias", "replica"],
+            registry=r,
+        )
+        self.adapter_load_seconds = Histogram(
+            "loraloop_adapter_load_seconds",
+            "Time to load one adapter version onto a replica: hash check and engine load",
+            ["alias"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.adapter_unloads = Counter(
+            "loraloop_adapter_unloads",
+            "Adapter versions unloaded from a replica (no alias points at them any more)",
+            ["replica"],
+            registry=r,
+        )
+        self.adapters_loaded = Gauge(
+            "loraloop_adapters_loaded", "Adapter versions held by a replica", ["replica"],
+            registry=r,
+        )  # fmt: skip
+
+    def adapter_loaded(self, alias: str, replica: str, seconds: float, held: int) -> None:
+        self.adapter_loads.labels(alias, replica).inc()
+        self.adapter_load_seconds.labels(alias).observe(seconds)
+        self.adapters_loaded.labels(replica).set(held)
+
+    def adapter_unloaded(self, replica: str, held: int) -> None:
+        self.adapter_unloads.labels(replica).inc()
+        self.adapters_loaded.labels(replica).set(held)
+
     def watch_capture(self, capture: CaptureWriter) -> None:
         self.capture_queue.set_function(lambda: capture.depth)
         self.spooled.set_function(lambda: capture.spooled)

@@ -101,7 +101,9 @@ class Proxy:
             reason = "no engine replica is configured"
             for _ in range(ATTEMPTS):
                 try:
-                    url = self.replicas.choose(self.router.holding(target), exclude=tried)
+                    url = self.replicas.choose(
+                        self.router.holding(target), tried, self.router.key(target)
+                    )
                 except NoReplica:
                     break
                 if tried:

@@ -1,9 +1,13 @@
 """Engine replicas as the gateway sees them: which answer, how busy each is, where to send.
 
-Routing is health-aware and LoRA-aware, like vLLM's production-stack router: a request
-for an adapter goes to a healthy replica that already holds it, the least busy one among
-those (outstanding requests counted here), else to the least busy healthy replica (which
-then loads the adapter on demand). A replica leaves rotation at once when a request cannot
+Routing is health-aware and LoRA-aware. By default (`affinity`) a request for an adapter goes
+to its alias's home: the replicas ranked by rendezvous hashing of the alias, the first one
+whose outstanding requests stay within `load_factor` times the average or under `min_load`
+(consistent hashing with bounded loads, Mirrokni et al. 2018), so each replica holds a
+stable share of the adapters and a hot alias spills to its next-ranked replica. A
+request for the base model, or with `least_busy` routing (vLLM production-stack's rule), goes
+to the least busy healthy replica that already holds the adapter, else the least busy one
+(which then loads it on demand). A replica leaves rotation at once when a request cannot
 reach it, or when its health check fails; it returns only after a check succeeds *and*
 the adapters in use were loaded on it again (a replica that comes back may have restarted
 empty). When no replica is healthy, all are tried anyway: a check may simply be late.
@@ -12,8 +16,10 @@ empty). When no replica is healthy, all are tried anyway: a check may simply be 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -21,6 +27,16 @@ from dataclasses import dataclass, field
 import httpx
 
 log = logging.getLogger(__name__)
+
+
+def rank(key: str, urls: Collection[str]) -> list[str]:
+    """Rendezvous (highest random weight) order of `urls` for `key`: stable for a key, and a
+    replica that leaves moves only the keys that ranked it first."""
+
+    def weight(url: str) -> bytes:
+        return hashlib.blake2b(f"{key}\0{url}".encode(), digest_size=8).digest()
+
+    return sorted(urls, key=weight, reverse=True)
 
 
 class NoReplica(RuntimeError):
@@ -55,8 +71,15 @@ class ReplicaPool:
         client: httpx.AsyncClient,
         check_interval_s: float = 2.0,
         check_timeout_s: float = 2.0,
+        load_factor: float | None = 1.25,
+        min_load: int = 8,
     ) -> None:
+        """`load_factor`: affinity routing's bound (a replica takes a key's request while its
+        outstanding requests stay within this times the average, or under `min_load`, since
+        an engine batches a few requests at no cost); None: least busy only."""
         self.replicas = {url: Replica(url) for url in urls}
+        self.load_factor = load_factor
+        self.min_load = min_load
         self.client = client
         self.check_interval_s = check_interval_s
         self.check_timeout_s = check_timeout_s
@@ -71,12 +94,29 @@ class ReplicaPool:
     def healthy(self) -> list[str]:
         return [r.url for r in self.replicas.values() if r.healthy]
 
-    def choose(self, holding: Collection[str] = (), exclude: Collection[str] = ()) -> str:
-        """The replica for the next request. `holding`: replicas that have its adapter."""
+    def homes(self, key: str, count: int) -> list[str]:
+        """The `count` replicas a key's adapters live on ahead of requests (0: all of them),
+        ranked over every replica, up or not, so that a replica that comes back is the home
+        of the same keys as before."""
+        ranked = rank(key, self.urls)
+        return ranked[:count] if count > 0 else ranked
+
+    def choose(
+        self, holding: Collection[str] = (), exclude: Collection[str] = (), key: str | None = None
+    ) -> str:
+        """The replica for the next request. `holding`: replicas that have its adapter;
+        `key`: its alias, for affinity routing (None: the base model, least busy)."""
         left = [r for r in self.replicas.values() if r.url not in exclude]
         if not left:
             raise NoReplica("no engine replica is left to try")
         live = [r for r in left if r.healthy] or left
+        if key is not None and self.load_factor is not None:
+            total = sum(r.outstanding for r in live) + 1
+            cap = max(self.min_load, math.ceil(self.load_factor * total / len(live)))
+            by_url = {r.url: r for r in live}
+            for url in rank(key, list(by_url)):
+                if by_url[url].outstanding + 1 <= cap:
+                    return url
         warm = [r for r in live if r.url in holding] or live
         least = min(r.outstanding for r in warm)
         best = [r for r in warm if r.outstanding == least]

@@ -160,6 +160,31 @@ class ServeSettings(BaseSettings):
     templates_dir: Path = Path("prompt_templates")
     reconcile_interval_s: float = Field(5.0, gt=0, description="Re-read aliases this often.")
     drain_timeout_s: float = Field(300.0, gt=0, description="Wait for in-flight before unload.")
+    routing: Literal["affinity", "least_busy"] = Field(
+        "affinity",
+        description="affinity: an alias's requests go to the replicas ranked for it by "
+        "rendezvous hashing, the first within `affinity_load_factor` of the average load "
+        "(consistent hashing with bounded loads); least_busy: the least busy replica that "
+        "holds the adapter (vLLM production-stack's rule).",
+    )
+    affinity_load_factor: float = Field(
+        1.25,
+        ge=1.0,
+        description="A replica takes an alias's request while its outstanding "
+        "requests stay within this times the replicas' average; else the next-ranked one.",
+    )
+    affinity_min_load: int = Field(
+        8,
+        ge=1,
+        description="Below this many outstanding requests a replica always takes "
+        "its aliases' requests: an engine batches a few at no cost.",
+    )
+    adapter_replicas: int = Field(
+        2,
+        ge=0,
+        description="Replicas that load an alias's versions ahead of its requests "
+        "(promote, canary, shadow, reconcile); others load one on demand. 0: every replica.",
+    )
     replica_check_interval_s: float = Field(
         2.0, gt=0, description="Probe every engine replica's /health this often."
     )

@@ -89,7 +89,7 @@ class ShadowSender:
         }
         endpoint = production["endpoint"]
         try:
-            url = self.replicas.choose(self.router.holding(shadow))
+            url = self.replicas.choose(self.router.holding(shadow), key=self.router.key(shadow))
             record["engine_url"] = url
             await self.router.acquire(shadow, url)
             try:

@@ -5,6 +5,7 @@ page (confirmation, CSRF) and a reviewer sees everything but cannot act.
 Screenshots go to test-results/screenshots/console-*.png."""
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -142,6 +143,9 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
 
     page.goto(f"{base}/ops/overview")
     expect(page.locator("#replicas tr.replica-up")).to_have_count(1)
+    held = page.locator("#replicas tr.replica-up")
+    expect(held.locator("td.held")).to_have_text(re.compile(r"^[1-9]"))  # support@1 is loaded
+    expect(held.locator("td.loads")).to_have_text(re.compile(r"^[1-9]"))
     expect(page.locator("#problems")).to_contain_text("shop: drift (70% drifted)")
     expect(page.locator("#last-drift tr.verdict-no_drift")).to_contain_text("support")
     expect(page.locator("#traffic")).to_contain_text("support")

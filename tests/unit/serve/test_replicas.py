@@ -67,7 +67,10 @@ def test_a_dead_replica_leaves_rotation_without_failed_requests_and_returns_relo
 ) -> None:
     urls = [r.urls[0] for r in replicas]
     # Health checks only when the test says so: the request path alone must notice the death.
-    gateway = make_gateway(sqlite_url, engine_urls=urls, replica_check_interval_s=3600)
+    # Least busy: sequential requests alternate, so both replicas serve the alias.
+    gateway = make_gateway(
+        sqlite_url, engine_urls=urls, replica_check_interval_s=3600, routing="least_busy"
+    )
     pool: ReplicaPool = gateway.app.state.replicas  # type: ignore[attr-defined]
     store = gateway.app.state.router.registry.store  # type: ignore[attr-defined]
     register(gateway, "support", make_adapter_dir(store, "r1"))
