@@ -1,6 +1,7 @@
 """CLI commands for ops: adapter versions (through the gateway's admin API) and API keys."""
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
 import typer
@@ -11,6 +12,7 @@ from loraloop.cli_support import CliError, console, friendly
 from loraloop.db import create_db_engine
 from loraloop.settings import get_settings
 from serve.auth import ROLES, create_key, list_keys, revoke_key
+from serve.paging import MAX_LIMIT
 
 adapters_app = typer.Typer(
     help="Adapter versions: register, promote, canary, rollback, list.", no_args_is_help=True
@@ -93,10 +95,19 @@ def rollback(name: str) -> None:
 
 @adapters_app.command("list")
 @friendly
-def list_versions() -> None:
-    """Every version with its status."""
+def list_versions(
+    name: Annotated[str | None, typer.Option(help="Only aliases whose name has this.")] = None,
+) -> None:
+    """Every version with its status (all pages of the admin list)."""
     table = Table("version", "status", "rank", "created", "path")
-    for v in call_gateway("GET", "/admin/adapters"):
+    versions: list[dict[str, Any]] = []
+    while True:
+        asked = {"offset": len(versions), **({"name": name} if name else {})}
+        chunk = call_gateway("GET", f"/admin/adapters?{urlencode(asked)}")
+        versions += chunk
+        if len(chunk) < MAX_LIMIT:
+            break
+    for v in versions:
         table.add_row(
             f"{v['name']}@{v['version']}",
             v["status"],

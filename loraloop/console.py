@@ -30,12 +30,14 @@ from serve.adapters import AdapterRouter
 from serve.admin import canary, promote, rollback
 from serve.deps import get_replicas, get_router
 from serve.errors import APIError
+from serve.paging import Window, page
 from serve.protocol import CanaryRequest, PromoteRequest
 from serve.replicas import ReplicaPool
 from serve.rollouts import overview as rollouts_overview
 from serve.template_releases import TemplateReleases
 
 VERDICTS = ("drift", "no_drift", "not_enough_data", "failed")
+PAGE_SIZE = 50  # aliases and versions per page of /ops/adapters
 Action = Literal["promote", "canary", "rollback"]
 
 
@@ -149,15 +151,28 @@ def build_console(settings: Settings, signed_in: Callable[[str, str], Any]) -> A
 
     @router.get("/ops/adapters", response_class=HTMLResponse)
     async def adapters_page(
-        request: Request, who: Viewer, adapters: Adapters, session: DB, message: str | None = None
+        request: Request,
+        who: Viewer,
+        adapters: Adapters,
+        session: DB,
+        message: str | None = None,
+        q: Annotated[str | None, Query(max_length=128)] = None,
+        page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
     ) -> Response:
+        """Aliases and versions whose name contains `q`, PAGE_SIZE of each per page."""
         if who is None:
             return login(request)
         await adapters.reconcile()
-        versions = sorted(adapters.versions.values(), key=lambda v: (v.name, -v.version))
-        aliases = sorted(adapters.aliases.values(), key=lambda a: a.name)
+        asked = Window(q or None, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
+        versions = page(sorted(adapters.versions.values(), key=lambda v: (v.name, -v.version)),
+                        lambda v: v.name, asked)  # fmt: skip
+        aliases = page(sorted(adapters.aliases.values(), key=lambda a: a.name),
+                       lambda a: a.name, asked)  # fmt: skip
+        pages = max(1, -(-max(versions.total, aliases.total) // PAGE_SIZE))
         templates = TemplateReleases().overview(session)
-        return render(request, "console_adapters.html", aliases=aliases, versions=versions,
+        return render(request, "console_adapters.html", aliases=aliases.items,
+                      versions=versions.items, totals=(aliases.total, versions.total),
+                      q=q or "", page=page_no, pages=pages,
                       admin=is_admin(who), rollouts=rollouts_overview(session),
                       templates=templates, message=message)  # fmt: skip
 

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from sqlmodel import Session
 
 from serve.adapters import AdapterRouter, EngineLoadError
 from serve.auth import require
 from serve.deps import get_router, get_session
 from serve.errors import APIError
+from serve.paging import Window, describe, page, window
 from serve.protocol import (
     AdapterVersionOut,
     AliasOut,
@@ -30,6 +31,7 @@ from serve.tables import AdapterVersion, Alias
 router = APIRouter(prefix="/admin", dependencies=[Depends(require("admin"))])
 Adapters = Annotated[AdapterRouter, Depends(get_router)]
 DB = Annotated[Session, Depends(get_session)]
+Asked = Annotated[Window, Depends(window)]
 T = TypeVar("T")
 
 
@@ -47,10 +49,14 @@ def _out(version: AdapterVersion, aliases: dict[str, Alias]) -> AdapterVersionOu
 
 
 @router.get("/adapters", response_model=list[AdapterVersionOut])
-async def list_adapters(adapters: Adapters) -> list[AdapterVersionOut]:
+async def list_adapters(
+    adapters: Adapters, asked: Asked, request: Request, response: Response
+) -> list[AdapterVersionOut]:
+    """Versions by alias and number, `limit` (at most 1,000) from `offset`; `name` filters."""
     await adapters.reconcile()
     versions = sorted(adapters.versions.values(), key=lambda v: (v.name, v.version))
-    return [_out(v, adapters.aliases) for v in versions]
+    found = page(versions, lambda v: v.name, asked)
+    return [_out(v, adapters.aliases) for v in describe(response, request, found)]
 
 
 @router.post("/adapters", response_model=AdapterVersionOut, status_code=201)
@@ -128,9 +134,13 @@ async def rollback(name: str, adapters: Adapters, session: DB) -> Alias:
 
 
 @router.get("/aliases", response_model=list[AliasOut])
-async def list_aliases(adapters: Adapters) -> list[Alias]:
+async def list_aliases(
+    adapters: Adapters, asked: Asked, request: Request, response: Response
+) -> list[Alias]:
+    """Aliases by name, `limit` (at most 1,000) from `offset`; `name` filters."""
     await adapters.reconcile()
-    return sorted(adapters.aliases.values(), key=lambda a: a.name)
+    aliases = sorted(adapters.aliases.values(), key=lambda a: a.name)
+    return describe(response, request, page(aliases, lambda a: a.name, asked))
 
 
 def _detached(session: Session, read: Callable[[], T]) -> T:

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlmodel import Session
@@ -11,6 +11,8 @@ from feedback.tool_calls import tool_names
 from serve.adapters import AdapterRouter
 from serve.auth import Principal, local_or, require
 from serve.deps import get_proxy, get_router, get_session
+from serve.errors import APIError
+from serve.paging import MAX_LIMIT
 from serve.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -49,8 +51,15 @@ async def completions(request: Request, _: Client, proxy: Inference) -> Response
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def models(_: Client, adapters: Annotated[AdapterRouter, Depends(get_router)]) -> ModelList:
-    """The base model, every alias with a production version, and every version."""
+async def models(
+    _: Client,
+    adapters: Annotated[AdapterRouter, Depends(get_router)],
+    limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
+    after: Annotated[str | None, Query(max_length=300)] = None,
+) -> ModelList:
+    """The base model, every alias with a production version, and every version. All of
+    them unless `limit` is given (OpenAI's SDK lists models without paging); then
+    `has_more` says whether to ask again `after` the last id."""
     await adapters.reconcile()
     cards = [ModelCard(id=adapters.base_model, kind="base")]
     for alias in sorted(adapters.aliases.values(), key=lambda a: a.name):
@@ -66,7 +75,14 @@ async def models(_: Client, adapters: Annotated[AdapterRouter, Depends(get_route
             )
     for version in sorted(adapters.versions.values(), key=lambda v: (v.name, v.version)):
         cards.append(ModelCard(id=version.ref, kind="version"))
-    return ModelList(data=cards)
+    start = 0
+    if after is not None:
+        ids = [card.id for card in cards]
+        if after not in ids:
+            raise APIError(400, f"`after`: no model '{after}' to list after", param="after")
+        start = ids.index(after) + 1
+    end = len(cards) if limit is None else start + limit
+    return ModelList(data=cards[start:end], has_more=end < len(cards))
 
 
 @router.get("/v1/templates", response_model=TemplateList)

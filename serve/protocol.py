@@ -83,6 +83,7 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+    has_more: bool = Field(False, description="More models after the last one (`after` it).")
 
 
 class TemplateCard(BaseModel):

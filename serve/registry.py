@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
 from serve.tables import AdapterVersion, Alias, utcnow
 
@@ -156,6 +157,18 @@ class Registry:
         if name is not None:
             query = query.where(AdapterVersion.name == name)
         return list(session.exec(query))
+
+    def versions_since(
+        self, session: Session, after_id: int, recent_s: float = 300.0
+    ) -> list[AdapterVersion]:
+        """Versions with an id above `after_id`, and every version made in the last
+        `recent_s` seconds again: a registration whose transaction began earlier may commit
+        after a later id was read (versions never change once written)."""
+        since = utcnow() - timedelta(seconds=recent_s)
+        query = select(AdapterVersion).where(
+            or_(col(AdapterVersion.id) > after_id, col(AdapterVersion.created_at) >= since)
+        )
+        return list(session.exec(query.order_by(col(AdapterVersion.id))))
 
     def aliases(self, session: Session) -> list[Alias]:
         return list(session.exec(select(Alias).order_by(col(Alias.name))))

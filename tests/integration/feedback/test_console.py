@@ -188,6 +188,11 @@ def test_console_pages_and_admin_actions(browser: Browser, console: dict[str, st
     for bad in ("..%2F..%2Fetc/passwd", "run.json"):
         assert page.request.get(f"{base}/ops/runs/support/run-1/{bad}").status == 404
 
+    page.goto(f"{base}/ops/adapters?q=SUPP")
+    expect(page.locator("#counts")).to_contain_text("matching “SUPP” · page 1 of 1")
+    expect(page.locator("#alias-support")).to_have_count(1)
+    page.goto(f"{base}/ops/adapters?q=nothing-like-this")
+    expect(page.locator("#counts")).to_contain_text("0 aliases, 0 versions")
     page.goto(f"{base}/ops/adapters")
     expect(page.locator("#alias-support .production")).to_have_text("v1")
     expect(page.locator("#version-support-2")).to_contain_text("run-1")
