@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from feedback.models import Interaction
 from loraloop import db
 from loraloop.launch import LORALOOP, free_port
+from serve.replicas import rank
 from tests.utils import REPO
 from tests.utils.adapters import make_adapter
 from tests.utils.load import Load, failed
@@ -157,10 +158,13 @@ def test_a_promote_through_one_gateway_is_served_by_the_other(topology: Topology
 def test_killing_an_engine_under_load_fails_nothing_after_the_routing_window(
     topology: Topology,
 ) -> None:
+    # Affinity routing sends the alias's traffic to its home replica: that is the one killed.
+    victim = topology.engine_urls.index(rank(str(BODY["model"]), topology.engine_urls)[0])
+    survivor = topology.engine_urls[1 - victim]
     before = _count(topology)
     load = Load(topology.gateway_urls, BODY, clients=4, max_requests=400, max_seconds=90).start()
     time.sleep(5)
-    vllm = psutil.Process(topology.engines[1].proc.pid).children()[0]
+    vllm = psutil.Process(topology.engines[victim].proc.pid).children()[0]
     os.killpg(vllm.pid, signal.SIGKILL)
     killed_at = time.monotonic()
     time.sleep(10)
@@ -178,10 +182,10 @@ def test_killing_an_engine_under_load_fails_nothing_after_the_routing_window(
     assert _stored(topology, ids) == len(ids), "no interaction lost or doubled"
     for url in topology.gateway_urls:
         states = {r["url"]: r["state"] for r in httpx.get(f"{url}/health").json()["replicas"]}
-        assert states[topology.engine_urls[0]] == "up"
+        assert states[survivor] == "up"
 
     # The engine's supervisor restarts vLLM; the gateways put it back only with its adapters.
-    back = topology.engine_urls[1]
+    back = topology.engine_urls[victim]
     wait_until(
         lambda: all(replica_up(g, back) for g in topology.gateway_urls), BOOT_S, "engine back"
     )
