@@ -110,3 +110,11 @@ def test_k_must_be_positive() -> None:
 def test_with_no_shots_the_prompt_is_unchanged() -> None:
     ex = chat(1, "Hi", "Hello!")
     assert with_shots(ex, []) == ex
+
+
+def test_k_larger_than_the_training_set_takes_every_example_once(encode: Embedder) -> None:
+    p = picker(encode, 50)
+    for prompted in (*p.fixed([chat(8, "Hello?", "")]), *p.retrieved([chat(9, "Where?", "")])):
+        users = [m["content"] for m in prompted.prompt[:-1] if m["role"] == "user"]
+        assert sorted(users) == sorted(e.messages[0]["content"] for e in TRAIN)
+    assert p.trimmed == 0
