@@ -2,12 +2,16 @@
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
 
+from feedback.models import Interaction
 from loraloop.launch import free_port
 from serve.engine import EngineManager
 from serve.settings import EngineSettings
@@ -71,3 +75,23 @@ def replica_up(gateway: str, replica: str) -> bool:
     except httpx.HTTPError:
         return False
     return any(r["url"] == replica and r["state"] == "up" for r in replicas)
+
+
+@contextmanager
+def running_replicas(tmp_path: Path, model_dir: Path, count: int) -> Iterator[list[EngineManager]]:
+    """`count` started fake replicas, stopped afterwards (a test may replace one in the list)."""
+    started = [fake_replica(tmp_path, model_dir) for _ in range(count)]
+    try:
+        yield started
+    finally:
+        for replica in started:
+            replica.stop(timeout=5)
+
+
+def served_by(gateway: TestClient, ids: list[str]) -> Counter[str]:
+    """Which engine replica answered each of these interactions (all of them captured)."""
+    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
+    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
+        rows = session.exec(select(Interaction).where(col(Interaction.id).in_(ids))).all()
+    assert len(rows) == len(ids), "every request is captured"
+    return Counter(r.engine_url or "" for r in rows)

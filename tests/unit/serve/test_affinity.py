@@ -11,13 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
 
-from feedback.models import Interaction
 from serve.engine import EngineManager
 from serve.replicas import ReplicaPool, rank
 from tests.utils.adapters import make_adapter_dir
-from tests.utils.replicas import engine_models, fake_replica
+from tests.utils.replicas import engine_models, running_replicas, served_by
 
 URLS = [f"http://r{i}" for i in range(4)]
 
@@ -56,17 +54,8 @@ def test_bounded_loads_keep_every_replica_within_the_factor_and_spill_in_rank_or
 
 @pytest.fixture
 def three(tmp_path: Path, fake_model_dir: Path) -> Iterator[list[EngineManager]]:
-    started = [fake_replica(tmp_path, fake_model_dir) for _ in range(3)]
-    yield started
-    for replica in started:
-        replica.stop(timeout=5)
-
-
-def served_by(gateway: TestClient, ids: list[str]) -> Counter[str]:
-    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
-    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
-        rows = session.exec(select(Interaction).where(Interaction.id.in_(ids))).all()  # type: ignore[attr-defined]
-    return Counter(r.engine_url or "" for r in rows)
+    with running_replicas(tmp_path, fake_model_dir, 3) as started:
+        yield started
 
 
 def loads(metrics: str, alias: str) -> dict[str, float]:

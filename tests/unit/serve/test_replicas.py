@@ -1,20 +1,23 @@
 """Routing across engine replicas: health-aware, LoRA-aware, one retry, recovery with reload."""
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
 
-from feedback.models import Interaction
 from serve.engine import EngineManager
 from serve.replicas import NoReplica, ReplicaPool
 from tests.unit.serve.test_adapters import engine_name, register
 from tests.utils.adapters import make_adapter_dir
-from tests.utils.replicas import engine_models, fake_replica, wait_until
+from tests.utils.replicas import (
+    engine_models,
+    fake_replica,
+    running_replicas,
+    served_by,
+    wait_until,
+)
 
 BODY = {"model": "support", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -39,23 +42,13 @@ def test_choose_prefers_holders_then_the_least_busy_and_tries_all_when_all_are_d
 
 @pytest.fixture
 def replicas(tmp_path: Path, fake_model_dir: Path) -> Iterator[list[EngineManager]]:
-    started = [fake_replica(tmp_path, fake_model_dir) for _ in range(2)]
-    yield started
-    for replica in started:
-        replica.stop(timeout=5)
+    with running_replicas(tmp_path, fake_model_dir, 2) as started:
+        yield started
 
 
 def health(gateway: TestClient) -> dict[str, str]:
     body = gateway.get("/health").json()
     return {r["url"]: r["state"] for r in body["replicas"]}
-
-
-def served_by(gateway: TestClient, ids: list[str]) -> Counter[str]:
-    gateway.app.state.capture.flush()  # type: ignore[attr-defined]
-    with Session(gateway.app.state.db) as session:  # type: ignore[attr-defined]
-        rows = session.exec(select(Interaction).where(Interaction.id.in_(ids))).all()  # type: ignore[attr-defined]
-    assert len(rows) == len(ids), "every request is captured"
-    return Counter(r.engine_url or "" for r in rows)
 
 
 def test_a_dead_replica_leaves_rotation_without_failed_requests_and_returns_reloaded(
