@@ -2,6 +2,7 @@
 drives concurrent load against it."""
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -27,6 +28,48 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def fake_model(d: Path) -> Path:
+    """A model directory the fake engine (tests/fake_engine.py) accepts: it reads no weights."""
+    model = d / "model"
+    model.mkdir()
+    for name, text in (("config.json", "{}"), ("tokenizer.json", "{}"), ("model.safetensors", "")):
+        (model / name).write_text(text)
+    return model
+
+
+def fake_adapter(store: Path, name: str) -> Path:
+    """A directory shaped like a peft adapter, its weights file unique to `name`."""
+    path = store / name
+    path.mkdir(parents=True)
+    config = {"r": 8, "lora_alpha": 16, "base_model_name_or_path": "base",
+              "target_modules": ["q_proj"], "peft_type": "LORA"}  # fmt: skip
+    (path / "adapter_config.json").write_text(json.dumps(config))
+    (path / "adapter_model.safetensors").write_bytes(name.encode())
+    return path
+
+
+def fake_gateway_env(d: Path, store: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `loraloop run` in open mode over the fake engine, everything it
+    writes under `d`, its database SQLite there: what measures the gateway's own share."""
+    return {
+        **os.environ,
+        "LORALOOP_DB_URL": f"sqlite:///{d / 'bench.db'}",
+        "LORALOOP_SERVE_PORT": str(port),
+        "LORALOOP_ENGINE_PORT": str(free_port()),
+        "LORALOOP_ENGINE_ENTRYPOINT": "tests.fake_engine",
+        "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"),
+        "LORALOOP_MODEL_PATH": str(fake_model(d)),
+        "LORALOOP_MODEL_NAME": "base",
+        "LORALOOP_SERVE_ADAPTER_STORE": str(store),
+        "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
+        "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
+        "PYTHONPATH": str(REPO),
+        "LORALOOP_SERVE_REQUIRE_KEYS": "false",
+        "LORALOOP_ENGINE_API_KEY_FILE": str(d / "engine.key"),
+        **extra,
+    }
 
 
 @dataclass

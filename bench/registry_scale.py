@@ -11,8 +11,6 @@ own share. Goal (issue 25): at most 1 ms added median latency.
 """
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,7 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.harness import LORALOOP, REPO, free_port
+from bench.harness import LORALOOP, REPO, fake_adapter, fake_gateway_env, free_port
 from loraloop.db import create_db_engine
 from serve.registry import inspect_adapter
 from serve.tables import AdapterVersion, Alias, utcnow
@@ -38,28 +36,10 @@ from serve.tables import AdapterVersion, Alias, utcnow
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
 
-def fake_model(d: Path) -> Path:
-    model = d / "model"
-    model.mkdir()
-    for name, text in (("config.json", "{}"), ("tokenizer.json", "{}"), ("model.safetensors", "")):
-        (model / name).write_text(text)
-    return model
-
-
-def adapter(store: Path, name: str) -> Path:
-    path = store / name
-    path.mkdir(parents=True)
-    config = {"r": 8, "lora_alpha": 16, "base_model_name_or_path": "base",
-              "target_modules": ["q_proj"], "peft_type": "LORA"}  # fmt: skip
-    (path / "adapter_config.json").write_text(json.dumps(config))
-    (path / "adapter_model.safetensors").write_bytes(name.encode())
-    return path
-
-
 def fill(db_url: str, store: Path, aliases: int, each: int) -> None:
     """`aliases` aliases of `each` versions (one directory shared by all), the newest in
     production; written an hour ago, as a registry that grew over time."""
-    path = adapter(store, "shared")
+    path = fake_adapter(store, "shared")
     digest = inspect_adapter(path, store, 64).content_hash
     hour_ago = utcnow() - timedelta(hours=1)
     engine = create_db_engine(db_url)
@@ -82,18 +62,9 @@ def gateway(d: Path, aliases: int, each: int) -> Iterator[tuple[httpx.Client, in
     d.mkdir()
     store = d / "adapters"
     store.mkdir()
-    db_url = f"sqlite:///{d / 'registry.db'}"
     port = free_port()
-    env = {**os.environ, "LORALOOP_DB_URL": db_url, "LORALOOP_SERVE_PORT": str(port),
-           "LORALOOP_ENGINE_PORT": str(free_port()),
-           "LORALOOP_ENGINE_ENTRYPOINT": "tests.fake_engine",
-           "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"), "LORALOOP_MODEL_PATH": str(fake_model(d)),
-           "LORALOOP_MODEL_NAME": "base", "LORALOOP_SERVE_ADAPTER_STORE": str(store),
-           "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
-           "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
-           "PYTHONPATH": str(REPO), "LORALOOP_SERVE_REQUIRE_KEYS": "false",
-           "LORALOOP_SERVE_RATE_LIMIT_PER_S": "0",
-           "LORALOOP_ENGINE_API_KEY_FILE": str(d / "engine.key")}  # fmt: skip
+    env = fake_gateway_env(d, store, port, LORALOOP_SERVE_RATE_LIMIT_PER_S="0")
+    db_url = env["LORALOOP_DB_URL"]
     subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
     fill(db_url, store, aliases, each)
     proc = subprocess.Popen([LORALOOP, "run"], env=env, cwd=REPO,

@@ -12,8 +12,6 @@ the request path's. Target (issue 13): no measurable added median latency.
 """
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import LORALOOP, REPO, free_port
+from harness import LORALOOP, REPO, fake_adapter, fake_gateway_env, free_port
 
 
 def main() -> None:
@@ -35,32 +33,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        model = d / "model"
-        model.mkdir()
-        for name, text in (
-            ("config.json", "{}"),
-            ("tokenizer.json", "{}"),
-            ("model.safetensors", ""),
-        ):
-            (model / name).write_text(text)
         store = d / "adapters"
         for v in ("v1", "v2"):
-            (store / v).mkdir(parents=True)
-            config = {"r": 8, "lora_alpha": 16, "base_model_name_or_path": "base",
-                      "target_modules": ["q_proj"], "peft_type": "LORA"}  # fmt: skip
-            (store / v / "adapter_config.json").write_text(json.dumps(config))
-            (store / v / "adapter_model.safetensors").write_bytes(v.encode())
+            fake_adapter(store, v)
         port = free_port()
-        env = {**os.environ, "LORALOOP_DB_URL": f"sqlite:///{d / 'bench.db'}",
-               "LORALOOP_SERVE_PORT": str(port), "LORALOOP_ENGINE_PORT": str(free_port()),
-               "LORALOOP_ENGINE_ENTRYPOINT": "tests.fake_engine",
-               "LORALOOP_ENGINE_LOG_DIR": str(d / "logs"), "LORALOOP_MODEL_PATH": str(model),
-               "LORALOOP_MODEL_NAME": "base", "LORALOOP_SERVE_ADAPTER_STORE": str(store),
-               "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
-               "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
-               "FAKE_ENGINE_DELAY_S": str(args.engine_delay), "PYTHONPATH": str(REPO),
-               "LORALOOP_SERVE_REQUIRE_KEYS": "false",
-               "LORALOOP_ENGINE_API_KEY_FILE": str(d / "engine.key")}  # fmt: skip
+        env = fake_gateway_env(d, store, port, FAKE_ENGINE_DELAY_S=str(args.engine_delay))
         subprocess.run([LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True)
         proc = subprocess.Popen([LORALOOP, "run"], env=env, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip

@@ -11,6 +11,7 @@ not make the change pick it up in `reconcile`, which follows the same order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -89,6 +90,9 @@ class AdapterRouter:
         self.load_count: dict[str, int] = defaultdict(int)  # engine url -> loads made
         self.load_seconds: dict[str, float] = defaultdict(float)
         self.inflight: dict[str, int] = defaultdict(int)
+        if metrics is not None:
+            for url in replicas.urls:
+                metrics.watch_held(url, functools.partial(self._held, url))
         self._load_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._reconcile_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -108,6 +112,9 @@ class AdapterRouter:
             "loads": count,
             "load_ms": 1000 * self.load_seconds[url] / count if count else None,
         }
+
+    def _held(self, url: str) -> int:
+        return len(self.loaded[url])
 
     def key(self, target: Target) -> str | None:
         """What affinity routing hashes: the alias for an adapter (its versions share their
@@ -262,8 +269,6 @@ class AdapterRouter:
     def engine_restarted(self, url: str) -> None:
         """An engine came back empty: forget what it had; referenced versions load again."""
         self.loaded[url].clear()
-        if self.metrics is not None:
-            self.metrics.adapters_loaded.labels(url).set(0)
 
     async def reload_engine(self, url: str) -> None:
         self.engine_restarted(url)
@@ -299,7 +304,7 @@ class AdapterRouter:
                             log.warning("could not unload %s: %s", name, exc)
                             continue
                     if self.metrics is not None:
-                        self.metrics.adapter_unloaded(url, len(names))
+                        self.metrics.adapter_unloads.labels(url).inc()
                     log.info("unloaded %s from %s", name, url)
 
     def _keep(self) -> set[str]:
@@ -346,7 +351,7 @@ class AdapterRouter:
             self.load_count[url] += 1
             self.load_seconds[url] += took
             if self.metrics is not None:
-                self.metrics.adapter_loaded(version.name, url, took, len(self.loaded[url]))
+                self.metrics.adapter_loaded(version.name, url, took)
             log.info("loaded %s (%s) on %s", version.ref, name, url)
 
     def _verify(self, version: AdapterVersion) -> None:

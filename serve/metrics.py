@@ -88,14 +88,13 @@ class GatewayMetrics:
             registry=r,
         )  # fmt: skip
 
-    def adapter_loaded(self, alias: str, replica: str, seconds: float, held: int) -> None:
+    def adapter_loaded(self, alias: str, replica: str, seconds: float) -> None:
         self.adapter_loads.labels(alias, replica).inc()
         self.adapter_load_seconds.labels(alias).observe(seconds)
-        self.adapters_loaded.labels(replica).set(held)
 
-    def adapter_unloaded(self, replica: str, held: int) -> None:
-        self.adapter_unloads.labels(replica).inc()
-        self.adapters_loaded.labels(replica).set(held)
+    def watch_held(self, replica: str, held: Callable[[], int]) -> None:
+        """Adapter versions a replica holds, read from the router when scraped."""
+        self.adapters_loaded.labels(replica).set_function(held)
 
     def watch_capture(self, capture: CaptureWriter) -> None:
         self.capture_queue.set_function(lambda: capture.depth)
