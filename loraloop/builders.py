@@ -3,6 +3,7 @@
 from loraloop.settings import Settings
 from serve.engine import EngineManager
 from serve.registry import Registry
+from serve.store import open_store
 
 
 def build_engine_manager(settings: Settings) -> EngineManager:
@@ -11,5 +12,8 @@ def build_engine_manager(settings: Settings) -> EngineManager:
 
 def build_registry(settings: Settings) -> Registry:
     return Registry(
-        settings.model.name, settings.serve.adapter_store, settings.engine.max_lora_rank
+        settings.model.name,
+        settings.serve.adapter_store,
+        settings.engine.max_lora_rank,
+        open_store(settings.store),
     )

@@ -32,7 +32,13 @@ from retrain.settings import RetrainSettings
 from serve.engine import EngineError
 from serve.model_store import ModelError
 from serve.registry import RegistryError
-from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
+from serve.settings import (
+    EngineSettings,
+    ModelSettings,
+    RolloutSettings,
+    ServeSettings,
+    StoreSettings,
+)
 
 console = Console()
 err = Console(stderr=True)
@@ -41,6 +47,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SECTIONS: tuple[type[BaseSettings], ...] = (
     ServeSettings,
     EngineSettings,
+    StoreSettings,
     ModelSettings,
     DatabaseSettings,
     FeedbackSettings,

@@ -15,7 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from feedback.drift.settings import DriftSettings
 from feedback.settings import FeedbackSettings
 from retrain.settings import RetrainSettings
-from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
+from serve.settings import (
+    EngineSettings,
+    ModelSettings,
+    RolloutSettings,
+    ServeSettings,
+    StoreSettings,
+)
 
 
 class DatabaseSettings(BaseSettings):
@@ -77,6 +83,7 @@ class Settings(BaseModel):
 
     serve: ServeSettings = Field(default_factory=ServeSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)

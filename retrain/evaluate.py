@@ -105,7 +105,7 @@ class Evaluator:
         lengths = lengths or [c.get("max_model_len") for c in cards]
         return next((int(x) for x in lengths if x), None)
 
-    def load(self, name: str, path: Path) -> None:
+    def load(self, name: str, path: Path | str) -> None:
         response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
         if response.status_code != 200 and "already been loaded" not in response.text:
             raise EvaluationError(

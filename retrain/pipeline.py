@@ -48,6 +48,7 @@ from retrain.settings import RetrainSettings
 from retrain.tracking import Tracker
 from serve.registry import Registry, RegistryError
 from serve.rollouts import RolloutController
+from serve.store import content_hash as adapter_hash
 
 if TYPE_CHECKING:
     from retrain.train import TrainResult
@@ -198,7 +199,7 @@ class Retrainer:
             raise DatasetError("no held-out examples for the evaluation gate; add data")
         sets = [("held_out", held)] + ([("golden", golden)] if golden else [])
         candidate_name = f"candidate-{run.alias}-{run.run_id}"
-        self.evaluator.load(candidate_name, result.adapter_dir)
+        self.evaluator.load(candidate_name, self.candidate_location(run.alias, result.adapter_dir))
         try:
             scored = self.comparison.run(run, candidate_name, sets, curated.train, judge, report)
         finally:
@@ -346,11 +347,19 @@ class Retrainer:
         return result
 
     def production_dir(self, alias: str, version: int | None) -> Path | None:
-        """Production's adapter files (None: the base model answers)."""
+        """Production's adapter files on this host (None: the base model answers)."""
         if version is None:
             return None
         with Session(self.db) as session:
-            return Path(self.registry.version(session, alias, version).path)
+            location = self.registry.version(session, alias, version).path
+        return self.registry.objects.local(location)
+
+    def candidate_location(self, alias: str, adapter_dir: Path) -> str:
+        """Where the engine loads the candidate from: its run directory when engines share
+        this disk, else the object store (engines on other hosts cannot read this one)."""
+        return self.registry.objects.publish(
+            adapter_dir, f"candidates/{alias}", adapter_hash(adapter_dir)
+        )
 
     def publish(
         self, alias: str, adapter_dir: Path, gate: GateDecision, lineage: dict[str, Any]

@@ -10,6 +10,7 @@ is the only way to leave no orphans behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -27,9 +28,11 @@ import psutil
 from pydantic import SecretStr
 
 from serve.chat_template import ChatTemplateError, resolve_chat_template
-from serve.hardware import resolve_dtype, vllm_platform
+from serve.hardware import LoraSlots, device_memory, lora_slots, resolve_dtype, vllm_platform
 from serve.model_store import check_model_dir
 from serve.settings import EngineSettings
+
+STORE_PLUGIN = "loraloop_adapter_store"  # serve/store/plugin.py, an endpoint plugin
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +126,12 @@ class EngineManager:
             "--gpu-memory-utilization",
             str(s.gpu_memory_utilization),
             "--enable-lora",
-            "--max-loras",
-            str(s.max_loras),
             "--max-lora-rank",
             str(s.max_lora_rank),
         ]
-        if s.max_cpu_loras is not None:
-            cmd += ["--max-cpu-loras", str(s.max_cpu_loras)]
+        slots = self.lora_slots()
+        cmd += ["--max-loras", str(s.max_loras or slots.gpu)]
+        cmd += ["--max-cpu-loras", str(s.max_cpu_loras or max(slots.cpu, s.max_loras or 0))]
         if s.tool_call_parser:
             cmd += ["--enable-auto-tool-choice", "--tool-call-parser", s.tool_call_parser]
             cmd += ["--tool-strict-level", s.tool_strict_level]
@@ -141,9 +143,30 @@ class EngineManager:
             cmd += ["--chat-template", str(template)]
         return cmd + s.extra_args
 
+    def lora_slots(self) -> LoraSlots:
+        """Adapter slots chosen from the model's shape and this machine (settings that are
+        set win); a model directory without a readable config gets the old fixed 4."""
+        s = self.settings
+        dtype = resolve_dtype(s.dtype)
+        try:
+            config = json.loads((self.model_dir / "config.json").read_text())
+            device = device_memory() if vllm_platform() == "cuda" else None
+            return lora_slots(
+                config,
+                s.max_lora_rank,
+                4 if dtype == "float32" else 2,
+                device,
+                psutil.virtual_memory().total,
+                s.gpu_memory_utilization,
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return LoraSlots(4, 4, 0, f"4 slots: the model's config was not readable ({exc})")
+
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        plugins = [p for p in env.get("VLLM_PLUGINS", "").split(",") if p and p != STORE_PLUGIN]
+        env["VLLM_PLUGINS"] = ",".join([*plugins, STORE_PLUGIN])  # loads from object storage
         if self.settings.api_key is not None:  # in the environment: not on `ps` output
             env["VLLM_API_KEY"] = self.settings.api_key.get_secret_value()
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.settings.kv_cache_space_gib))
@@ -173,6 +196,8 @@ class EngineManager:
                 "or set LORALOOP_ENGINE_PORT to a free port"
             )
         log.info("starting vLLM (%s) for %s on port %s", vllm_platform(), self.model_dir, s.port)
+        if s.max_loras is None or s.max_cpu_loras is None:
+            log.info("adapter slots: %s", self.lora_slots().reason)
         self._stopping.clear()
         self._spawn_and_wait()
         self._run_ready_hooks()

@@ -7,7 +7,6 @@ weights, so an engine never sees one name with two different sets of weights.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, or_, select
 
+from serve.store import AdapterStore, LocalStore, StoreError, content_hash
 from serve.tables import AdapterVersion, Alias, utcnow
 
 
@@ -89,19 +89,25 @@ def inspect_adapter(path: Path, store: Path, max_rank: int) -> AdapterFiles:
             "(LORALOOP_ENGINE_MAX_LORA_RANK)"
         )
     base = config.get("base_model_name_or_path")
-    digest = hashlib.sha256()
-    for file in (config_path, weights):
-        digest.update(file.read_bytes())
-    return AdapterFiles(resolved, base if isinstance(base, str) else None, rank, digest.hexdigest())
+    return AdapterFiles(
+        resolved, base if isinstance(base, str) else None, rank, content_hash(resolved)
+    )
 
 
 class Registry:
-    """Adapter versions and aliases; every method takes the caller's session."""
+    """Adapter versions and aliases; every method takes the caller's session.
 
-    def __init__(self, base_model: str, store: Path, max_rank: int) -> None:
+    `store` is the directory adapters are registered from; `objects` is where a registered
+    version's files are published for the engines (the same directory by default).
+    """
+
+    def __init__(
+        self, base_model: str, store: Path, max_rank: int, objects: AdapterStore | None = None
+    ) -> None:
         self.base_model = base_model
         self.store = store
         self.max_rank = max_rank
+        self.objects: AdapterStore = objects or LocalStore()
 
     def register(
         self,
@@ -124,11 +130,15 @@ class Registry:
             select(func.max(AdapterVersion.version)).where(AdapterVersion.name == name)
         ).one()
         number = (latest or 0) + 1
+        try:
+            location = self.objects.publish(files.path, name, files.content_hash)
+        except StoreError as exc:
+            raise RegistryError(str(exc), exc.status, exc.code) from None
         row = AdapterVersion(
             name=name,
             version=number,
             engine_name=f"{name}@{number}-{files.content_hash[:12]}",
-            path=str(files.path),
+            path=location,
             base_model=self.base_model,
             rank=files.rank,
             content_hash=files.content_hash,

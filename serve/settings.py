@@ -48,9 +48,19 @@ class EngineSettings(BaseSettings):
     kv_cache_space_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
     gpu_memory_utilization: float = Field(0.4, gt=0, le=1)
     max_model_len: int = Field(2048, ge=64)
-    max_loras: int = Field(4, ge=1)
+    max_loras: int | None = Field(
+        None,
+        ge=1,
+        description="Adapters in one batch (vLLM --max-loras); unset: a tenth of the engine's "
+        "device memory in rank-`max_lora_rank` slots, at most 16 (4 on CPU).",
+    )
     max_lora_rank: int = Field(16, ge=1)
-    max_cpu_loras: int | None = Field(None, ge=1)
+    max_cpu_loras: int | None = Field(
+        None,
+        ge=1,
+        description="Adapters kept warm in host memory (--max-cpu-loras); unset: a twentieth "
+        "of host memory in slots, at most 512.",
+    )
     tool_call_parser: str = Field(
         "hermes",
         description="vLLM's tool parser (--tool-call-parser), with --enable-auto-tool-choice: "
@@ -105,6 +115,43 @@ class EngineSettings(BaseSettings):
     @classmethod
     def _strip_slash(cls, urls: list[str]) -> list[str]:
         return [u.rstrip("/") for u in urls]
+
+
+class StoreSettings(BaseSettings):
+    """Where adapter versions' files live and how engine hosts keep their copies."""
+
+    model_config = _config("LORALOOP_STORE_")
+
+    url: str | None = Field(
+        None,
+        description="s3://bucket/prefix: publish adapters to S3-compatible object storage, "
+        "from which each engine host fetches them; unset: the adapter store directory "
+        "(LORALOOP_SERVE_ADAPTER_STORE), which every engine must see at the same path.",
+    )
+    endpoint_url: str | None = Field(
+        None, description="The S3 API's URL (MinIO, R2, moto); unset: AWS S3. Credentials: "
+        "boto3's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an IAM role).",
+    )  # fmt: skip
+    region: str | None = None
+    cache_dir: Path = Field(
+        Path("data/adapter-cache"), description="Each host's copies of published adapters."
+    )
+    cache_max_gib: float = Field(
+        20, gt=0, description="Least recently used copies are removed above this size."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Connect timeout to the object store.")
+
+    @field_validator("url")
+    @classmethod
+    def _s3_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith("s3://"):
+            raise ValueError("must be an s3://bucket/prefix URL (or unset for a directory)")
+        return value or None
+
+    @field_validator("endpoint_url", "region")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
 
 class ServeSettings(BaseSettings):

@@ -29,11 +29,20 @@ from tests.utils import REPO
 from tests.utils.clients import local_client
 from tests.utils.postgres import reset_schema
 from tests.utils.processes import ENGINE_KEY
+from tests.utils.s3 import S3Server
 
 
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One S3 API server process (moto's) for the session's object-store tests."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

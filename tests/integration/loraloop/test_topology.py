@@ -1,8 +1,11 @@
-"""The production topology, on loopback: two gateways, two real vLLM engines, two workers and
-one PostgreSQL server of the test's own; then faults, each under a bounded load.
+"""The production topology, on loopback: two gateways, two real vLLM engines, two workers,
+one PostgreSQL server and one S3 API server (moto's) of the test's own; then faults, each
+under a bounded load.
 
-It proves what an operator relies on: a promote made through one gateway is served by the
-other within its reconcile interval; killing an engine under load fails no request after
+It proves what an operator relies on: adapters reach the engines through the object store
+(each engine host with its own cache) and a promote made through one gateway is served by the
+other within its reconcile interval; an object altered in the bucket is refused by the
+engines and switches nothing; killing an engine under load fails no request after
 the routing window and loses no interaction, and the engine comes back with its adapters;
 killing the active worker hands the schedule to the standby; restarting PostgreSQL mid-load
 loses no interaction (capture spools and replays).
@@ -27,12 +30,14 @@ from feedback.models import Interaction
 from loraloop import db
 from loraloop.launch import LORALOOP, free_port
 from serve.replicas import rank
+from serve.store import AdapterCache, S3Store, content_hash
 from tests.utils import REPO
 from tests.utils.adapters import make_adapter
 from tests.utils.load import Load, failed
 from tests.utils.postgres import PrivatePostgres
 from tests.utils.processes import ENGINE_KEY, Child, healthy, leader
 from tests.utils.replicas import engine_models, replica_up, wait_until
+from tests.utils.s3 import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +46,7 @@ CHECK_S = 1.0
 LEASE_TTL_S = 3
 ROUTING_WINDOW_S = 5.0  # a probe every CHECK_S that times out after 2 s, with margin
 BOOT_S = 600
+BUCKET = "topology"
 BODY = {
     "model": "support",
     "messages": [{"role": "user", "content": "What is the capital of France?"}],
@@ -59,6 +65,7 @@ class Topology:
     workers: list[Child]
     store: Path
     model_dir: Path
+    s3: S3Store
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +75,12 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
     store.mkdir()
     pg = PrivatePostgres()
     pg.start()
+    s3_server = S3Server(tmp / "moto.log").start()
     env = {
         **os.environ,
+        **CREDENTIALS,
+        "LORALOOP_STORE_URL": f"s3://{BUCKET}/adapters",
+        "LORALOOP_STORE_ENDPOINT_URL": s3_server.url,
         "LORALOOP_DB_URL": pg.url,
         "LORALOOP_MODEL_PATH": str(model_dir),
         "LORALOOP_SERVE_ADAPTER_STORE": str(store),
@@ -84,7 +95,15 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
     try:
         engine_ports = [free_port(), free_port()]
         engines = [
-            Child(["engine"], {**env, "LORALOOP_ENGINE_PORT": str(p)}, tmp / f"engine-{k}.log")
+            Child(
+                ["engine"],
+                {
+                    **env,
+                    "LORALOOP_ENGINE_PORT": str(p),
+                    "LORALOOP_STORE_CACHE_DIR": str(tmp / f"engine-{k}-cache"),  # a host each
+                },
+                tmp / f"engine-{k}.log",
+            )
             for k, p in enumerate(engine_ports)
         ]
         children += engines
@@ -121,7 +140,17 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
             workers.append(Child(["worker"], worker_env, tmp / f"worker-{k}.log"))
             children.append(workers[-1])
             wait_until(lambda w=workers[-1]: "worker " in w.output(), 60, "worker up")
-        yield Topology(pg, engines, engine_urls, gateways, gateway_urls, workers, store, model_dir)
+        with pytest.MonkeyPatch.context() as patch:  # the test's own client of the bucket
+            for name, value in CREDENTIALS.items():
+                patch.setenv(name, value)
+            s3 = S3Store(
+                f"s3://{BUCKET}/adapters",
+                AdapterCache(tmp / "test-cache", 2**30),
+                endpoint_url=s3_server.url,
+            )
+            yield Topology(
+                pg, engines, engine_urls, gateways, gateway_urls, workers, store, model_dir, s3
+            )
         for child in [*gateways, *workers, *engines]:
             if child.proc.poll() is None:
                 assert child.terminate(120) == 0, child.output()[-3000:]
@@ -130,6 +159,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Itera
             if child.proc.poll() is None:
                 child.kill()
         pg.stop()
+        s3_server.stop()
 
 
 def test_a_promote_through_one_gateway_is_served_by_the_other(topology: Topology) -> None:
@@ -151,8 +181,39 @@ def test_a_promote_through_one_gateway_is_served_by_the_other(topology: Topology
         "gateway B serves the promoted version",
     )
     print(f"promote through A served by B after {took:.2f} s (reconcile {RECONCILE_S} s)")
+    version = registered.json()
+    assert version["path"].startswith(f"s3://{BUCKET}/adapters/support/")
+    digest = version["path"].rsplit("/", 1)[-1]
+    for k, url in enumerate(topology.engine_urls):
+        assert version["engine_name"] in engine_models(url), "loaded on every replica"
+        copy = topology.store.parent / f"engine-{k}-cache" / digest
+        assert content_hash(copy) == digest, "loaded from the host's checked copy"
+
+
+def test_an_object_altered_in_the_bucket_is_refused_and_switches_nothing(
+    topology: Topology,
+) -> None:
+    a, b = topology.gateway_urls
+    adapter = topology.store / "topology-2"
+    make_adapter(topology.model_dir, adapter, seed=4)
+    digest = content_hash(adapter)
+    topology.s3.publish(adapter, "support", digest)  # as the gateway will, then tampered with
+    topology.s3.client.put_object(
+        Bucket=BUCKET, Key=f"adapters/support/{digest}/adapter_model.safetensors", Body=b"x" * 64
+    )
+    registered = httpx.post(
+        f"{a}/admin/adapters", json={"name": "support", "path": str(adapter)}, timeout=300
+    )
+    assert registered.status_code == 400, registered.text
+    message = registered.json()["error"]["message"]
+    assert "adapter_model.safetensors does not match" in message, message
+    promoted = httpx.post(f"{a}/admin/aliases/support/promote", json={"version": 2}, timeout=300)
+    assert promoted.status_code == 400, promoted.text
+    aliases = httpx.get(f"{a}/admin/aliases", timeout=30).json()
+    assert [x["production_version"] for x in aliases if x["name"] == "support"] == [1]
+    assert httpx.post(f"{b}/v1/chat/completions", json=BODY, timeout=60).status_code == 200
     for url in topology.engine_urls:
-        assert registered.json()["engine_name"] in engine_models(url), "loaded on every replica"
+        assert not any(digest[:12] in name for name in engine_models(url))
 
 
 def test_killing_an_engine_under_load_fails_nothing_after_the_routing_window(

@@ -17,7 +17,10 @@ from loraloop.cli_support import SECTIONS
 from tests.utils.nginx import CONF, check, render
 
 DOCKER = Path(__file__).resolve().parents[3] / "docker"
-SERVICES = {"postgres", "migrate", "engine-1", "engine-2", "gateway-1", "gateway-2", "worker", "lb"}
+SERVICES = {
+    *("postgres", "minio", "migrate", "engine-1", "engine-2", "gateway-1", "gateway-2"),
+    *("worker", "lb"),
+}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
@@ -40,7 +43,8 @@ def test_every_service_is_there_and_built_or_pulled(compose: dict[str, Any]) -> 
             context = (DOCKER / service["build"]["context"]).resolve()
             assert (context / service["build"]["dockerfile"]).is_file(), name
         else:
-            assert re.search(r":\d", service["image"]), f"{name}: pin the image's version"
+            # a version number, or MinIO's dated release tag
+            assert re.search(r":(\d|RELEASE\.\d)", service["image"]), f"{name}: pin its version"
 
 
 def test_dependencies_exist_and_are_healthy_where_waited_for(compose: dict[str, Any]) -> None:
@@ -75,6 +79,22 @@ def test_volumes_are_declared_and_shared_where_adapters_travel(compose: dict[str
     assert used == declared, "every named volume is declared and every declared one is used"
     adapter_paths = {mounts[n].get("adapters") for n in mounts if n.startswith(("engine", "gate"))}
     assert adapter_paths == {"/data/adapters"}, "engines load adapters where gateways put them"
+
+
+def test_every_process_publishes_and_loads_through_the_same_object_store(
+    compose: dict[str, Any],
+) -> None:
+    minio = compose["services"]["minio"]
+    assert minio["networks"] == ["internal"], "the object store is reachable only inside"
+    for name, service in compose["services"].items():
+        if not service.get("image", "").startswith("loraloop"):
+            continue
+        env = service["environment"]
+        assert env["LORALOOP_STORE_URL"].startswith("s3://"), name
+        assert env["LORALOOP_STORE_ENDPOINT_URL"] == "http://minio:9000", name
+        assert env["AWS_ACCESS_KEY_ID"] == minio["environment"]["MINIO_ROOT_USER"], name
+        if name != "migrate":
+            assert service["depends_on"]["minio"]["condition"] == "service_healthy", name
 
 
 def test_ports_settings_and_commands_line_up(compose: dict[str, Any]) -> None:

@@ -85,6 +85,20 @@ def test_command_carries_engine_settings(make_manager: Callable[..., EngineManag
     assert manager.environment()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
 
 
+def test_the_store_plugin_is_allowlisted_beside_the_operators_own(
+    make_manager: Callable[..., EngineManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vLLM loads route-adding plugins only when VLLM_PLUGINS names them; naming ours must
+    keep the plugins an operator listed, and the entry point must resolve to the plugin."""
+    from importlib.metadata import entry_points
+
+    monkeypatch.setenv("VLLM_PLUGINS", "their_plugin")
+    plugins = make_manager().environment()["VLLM_PLUGINS"].split(",")
+    assert plugins == ["their_plugin", "loraloop_adapter_store"]
+    (found,) = [e for e in entry_points(group="vllm.endpoint_plugins") if e.name == plugins[1]]
+    assert found.load()().name == plugins[1]
+
+
 def test_tool_calling_is_on_with_the_shipped_template_for_a_chatml_model_without_tools(
     make_manager: Callable[..., EngineManager], fake_model_dir: Path
 ) -> None:
