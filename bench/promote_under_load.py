@@ -4,7 +4,9 @@ promotion, in the same run.
 
     .venv/bin/python bench/promote_under_load.py
 
-Target (issue 3): 0 failed requests.
+Targets: 0 failed requests (issue 3); the promote call within 1 s and the new version
+serving within 2 s (issue 25): the time to the first request sent to it, and that no request
+sent after the promote returned goes to the old one.
 """
 
 import asyncio
@@ -25,11 +27,12 @@ CONCURRENCY = 8
 
 
 async def drive(
-    base: str, seconds: float, done: list[tuple[float, str]], failed: list[str]
+    base: str, seconds: float, done: list[tuple[float, float, str]], failed: list[str]
 ) -> None:
     async def client_loop(client: httpx.AsyncClient) -> None:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
+            began = time.perf_counter()
             r = await client.post(
                 f"{base}/v1/chat/completions",
                 json={
@@ -39,7 +42,7 @@ async def drive(
                 },
             )
             if r.status_code == 200:
-                done.append((time.perf_counter(), r.headers["X-Interaction-Id"]))
+                done.append((began, time.perf_counter(), r.headers["X-Interaction-Id"]))
             else:
                 failed.append(r.text)
 
@@ -48,7 +51,7 @@ async def drive(
 
 
 async def scenario(base: str, promote_at: float | None, seconds: float):
-    done: list[tuple[float, str]] = []
+    done: list[tuple[float, float, str]] = []
     failed: list[str] = []
     load = asyncio.create_task(drive(base, seconds, done, failed))
     promote_started = promote_returned = None
@@ -79,15 +82,19 @@ def main() -> None:
         with Session(engine) as session:
             rows = session.exec(select(Interaction.id, Interaction.adapter_version)).all()
             versions = {i: v for i, v in rows}
-        first_v2 = min(t for t, i in done if versions.get(i) == 2)
+        first_v2 = min(t for _, t, i in done if versions.get(i) == 2)
+        routed_v2 = min(b for b, _, i in done if versions.get(i) == 2)
+        last_v1 = max(b for b, _, i in done if versions.get(i) == 1)
     assert started is not None and returned is not None
     print(f"reference (no promote): {len(ref_done) / 15:.1f} req/s, failed {len(ref_failed)}")
     print(f"with promote          : {len(done) / 20:.1f} req/s, failed {len(failed)}")
     print(f"promote call (load on every engine + switch): {(returned - started) * 1000:.0f} ms")
+    print(f"promote start -> first request sent to v2   : {(routed_v2 - started) * 1000:.0f} ms")
+    print(f"promote start -> last request sent to v1    : {(last_v1 - started) * 1000:.0f} ms")
     print(f"promote start -> first response from v2     : {(first_v2 - started) * 1000:.0f} ms")
     print(
-        f"served by v1 / v2: {sum(1 for _, i in done if versions.get(i) == 1)} / "
-        f"{sum(1 for _, i in done if versions.get(i) == 2)}"
+        f"served by v1 / v2: {sum(1 for *_, i in done if versions.get(i) == 1)} / "
+        f"{sum(1 for *_, i in done if versions.get(i) == 2)}"
     )
     print(f"throughput ratio with/without promote: {len(done) / 20 / (len(ref_done) / 15):.2f}")
     print(f"target 0 failed: {'met' if not failed else 'NOT met'}")

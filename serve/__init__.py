@@ -2,7 +2,7 @@
 
 from serve.engine import EngineError, EngineManager, port_in_use
 from serve.model_store import ModelError, ModelPuller, check_model_dir, list_models
-from serve.settings import EngineSettings, ModelSettings, ServeSettings
+from serve.settings import EngineSettings, ModelSettings, ServeSettings, StoreSettings
 
 __all__ = [
     "EngineError",
@@ -12,6 +12,7 @@ __all__ = [
     "ModelPuller",
     "ModelSettings",
     "ServeSettings",
+    "StoreSettings",
     "check_model_dir",
     "list_models",
     "port_in_use",

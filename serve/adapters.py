@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,24 +26,9 @@ from serve.metrics import GatewayMetrics
 from serve.registry import Registry, RegistryError, inspect_adapter
 from serve.replicas import ReplicaPool
 from serve.tables import AdapterVersion, Alias
+from serve.target import Target, bucket
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one request goes: the engine's model name and what it stands for."""
-
-    engine_model: str
-    alias: str | None = None
-    version: int | None = None
-    pinned: bool = False  # asked for as `alias@N`, not through the alias's split
-
-
-def bucket(alias: str, canary: int, sticky: str) -> float:
-    """A uniform number in [0, 1) fixed for one id and one canary version."""
-    digest = hashlib.sha256(f"{alias}\0{canary}\0{sticky}".encode()).digest()
-    return int.from_bytes(digest[:8]) / 2**64
 
 
 class EngineLoadError(RuntimeError):
@@ -86,6 +69,7 @@ class AdapterRouter:
         self._newest_id = 0  # the highest version id read so far
         self.aliases: dict[str, Alias] = {}
         self.versions: dict[tuple[str, int], AdapterVersion] = {}
+        self.newest: dict[str, int] = {}  # alias -> its highest version number
         self.loaded: dict[str, set[str]] = defaultdict(set)  # engine url -> engine names
         self.load_count: dict[str, int] = defaultdict(int)  # engine url -> loads made
         self.load_seconds: dict[str, float] = defaultdict(float)
@@ -219,7 +203,7 @@ class AdapterRouter:
         An engine that does not answer leaves rotation instead of blocking the switch: it
         gets every version it is home to before it comes back (`reload_engine`).
         """
-        self.versions[(version.name, version.version)] = version
+        self._remember([version])
         urls = self.homes(version.name)
         if not urls:
             raise EngineLoadError(f"no engine replica is healthy to load {version.ref} on")
@@ -241,7 +225,7 @@ class AdapterRouter:
         """Bring the cache and the engines in line with the database."""
         async with self._reconcile_lock:
             versions, aliases = await asyncio.to_thread(self._read_state)
-            self.versions.update({(v.name, v.version): v for v in versions})
+            self._remember(versions)
             for alias in aliases:
                 cached = self.aliases.get(alias.name)
                 if cached is not None and cached.revision == alias.revision:
@@ -287,7 +271,7 @@ class AdapterRouter:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _unload_unreferenced(self) -> None:
-        keep = {v.engine_name for v in self._referenced()}
+        keep = self._keep()
         stale = {name for names in self.loaded.values() for name in names} - keep
         loop = asyncio.get_running_loop()
         for name in stale:
@@ -308,7 +292,21 @@ class AdapterRouter:
                     log.info("unloaded %s from %s", name, url)
 
     def _keep(self) -> set[str]:
-        return {v.engine_name for v in self._referenced()}
+        """What is never unloaded: the versions aliases point at, and each alias's newest
+        version while it is newer than production. A version is registered to be promoted
+        or tried next; keeping it loaded is what lets that switch skip a load under load."""
+        keep = {v.engine_name for v in self._referenced()}
+        for name, number in self.newest.items():
+            alias = self.aliases.get(name)
+            if alias is None or number > (alias.production_version or 0):
+                keep.add(self.versions[(name, number)].engine_name)
+        return keep
+
+    def _remember(self, versions: list[AdapterVersion]) -> None:
+        for v in versions:
+            self.versions[(v.name, v.version)] = v
+            if v.version > self.newest.get(v.name, 0):
+                self.newest[v.name] = v.version
 
     def _referenced(self) -> list[AdapterVersion]:
         refs = []

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
-from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable, Target
+from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable
 from serve.auth import ROLES
 from serve.completions import answer_fields, engine_path, note_chunk
 from serve.errors import APIError, error_response
@@ -35,6 +35,7 @@ from serve.ratelimit import InFlight
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
 from serve.shadow import ShadowSender
+from serve.target import Target
 from serve.templates import TemplateStore, VariableError
 
 log = logging.getLogger(__name__)

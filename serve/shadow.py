@@ -20,9 +20,10 @@ import aiohttp
 
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
-from serve.adapters import AdapterRouter, Target
+from serve.adapters import AdapterRouter
 from serve.completions import answer_fields, engine_path
 from serve.replicas import ReplicaPool
+from serve.target import Target
 
 log = logging.getLogger(__name__)
 COPIED = ("client_key_id", "endpoint", "request", "rendered_messages", "template",

@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from feedback.tool_calls import ToolDef, tool_names
-from serve.adapters import bucket
 from serve.tables import PromptTemplateVersion, TemplateRelease
+from serve.target import bucket
 
 VarType = Literal["string", "integer", "number", "boolean", "list"]
 PY_TYPES: dict[str, tuple[type, ...]] = {

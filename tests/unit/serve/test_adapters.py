@@ -90,6 +90,32 @@ def test_old_version_is_unloaded_from_the_engine_after_promote(
     )
 
 
+def test_the_newest_version_stays_loaded_so_its_promote_loads_nothing(
+    gateway: TestClient, store: Path
+) -> None:
+    """A version is registered to be promoted or tried next: the unload sweep keeps the
+    alias's newest one while it is newer than production, and only that one."""
+    router = gateway.app.state.router  # type: ignore[attr-defined]
+    url = router.replicas.urls[0]
+    register(gateway, "support", make_adapter_dir(store, "n1"))
+    gateway.post("/admin/aliases/support/promote", json={"version": 1})
+    for name in ("n2", "n3"):
+        register(gateway, "support", make_adapter_dir(store, name))
+
+    async def sweep() -> None:
+        router.schedule_unload()
+        await router.drain()
+
+    gateway.portal.call(sweep)  # type: ignore[union-attr]
+    held = {m["id"] for m in gateway.portal.call(lambda: _engine_models(router, url))}  # type: ignore[union-attr]
+    names = {ref: engine_name(gateway, ref) for ref in ("support@1", "support@2", "support@3")}
+    assert names["support@1"] in held and names["support@3"] in held
+    assert names["support@2"] not in held, "an older unpromoted version is unloaded"
+    loads = sum(router.load_count.values())
+    assert gateway.post("/admin/aliases/support/promote", json={"version": 3}).status_code == 200
+    assert sum(router.load_count.values()) == loads, "the promote loaded nothing"
+
+
 async def _engine_models(router, url: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
     response = await router.client.get(f"{url}/v1/models")
     return response.json()["data"]  # type: ignore[no-any-return]
