@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 PYTEST_ARGS ?=
 
-.PHONY: run test demo install model db postgres browser nginx kubectl lint bench clean
+.PHONY: run test demo install model db postgres browser nginx kubectl prometheus lint bench clean
 
 # `make run` is open mode (no key from this machine; loopback only); set
 # LORALOOP_SERVE_REQUIRE_KEYS=true in the environment to require keys here too.
@@ -21,7 +21,7 @@ run: install model db ## start engine + gateway on localhost
 demo: install model ## the whole loop on the embedded model (support-desk scenario); OBJECTIVE=kto: learning from thumbs; SCENARIO=tools: an agent's tool calls
 	$(BIN)/loraloop demo $(if $(OBJECTIVE),--objective $(OBJECTIVE)) $(if $(SCENARIO),--scenario $(SCENARIO))
 
-test: install model postgres browser nginx kubectl ## set up and run every test (unit + integration)
+test: install model postgres browser nginx kubectl prometheus ## set up and run every test (unit + integration)
 	LORALOOP_TEST_PG_URL="$${LORALOOP_TEST_PG_URL:-$$(scripts/ensure-postgres.sh --url)}" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -56,6 +56,13 @@ kubectl: ## kubectl with Kustomize v5 renders deploy/kubernetes in the tests (no
 	  https://kubernetes.io/docs/tasks/tools/ (any 1.27+; Debian's kubernetes-client is too old)"; exit 1; }
 	@kubectl version --client | grep -q "Kustomize Version: v5" || { \
 	  echo "kubectl's Kustomize is older than v5: install kubectl 1.27 or newer"; exit 1; }
+
+prometheus: ## Debian's prometheus package: promtool checks and unit-tests docker/prometheus/alerts.yml
+	@command -v promtool >/dev/null || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; }
+	@promtool --version | head -1
 
 lint: install
 	$(BIN)/ruff check .

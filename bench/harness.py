@@ -83,7 +83,8 @@ class Running:
 
 
 @contextmanager
-def platform() -> Iterator[Running]:
+def platform(**extra: str) -> Iterator[Running]:
+    """`loraloop run` on the real engine, `extra` added to its environment."""
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         gw, en = free_port(), free_port()
@@ -95,7 +96,8 @@ def platform() -> Iterator[Running]:
                "LORALOOP_SERVE_TEMPLATES_DIR": str(REPO / "prompt_templates"),
                "LORALOOP_SERVE_RECONCILE_INTERVAL_S": "1",
                "LORALOOP_FEEDBACK_CAPTURE_SPOOL_PATH": str(d / "spool.jsonl"),
-               "LORALOOP_SERVE_REQUIRE_KEYS": "false", "LORALOOP_ENGINE_API_KEY": key}  # fmt: skip
+               "LORALOOP_SERVE_REQUIRE_KEYS": "false", "LORALOOP_ENGINE_API_KEY": key,
+               **extra}  # fmt: skip
         (d / "adapters").mkdir()
         subprocess.run(
             [LORALOOP, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO

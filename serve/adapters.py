@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from serve.errors import EngineLoadError, EngineUnreachable
 from serve.metrics import GatewayMetrics
 from serve.registry import Registry, RegistryError, inspect_adapter
 from serve.replicas import ReplicaPool
@@ -29,14 +30,6 @@ from serve.tables import AdapterVersion, Alias
 from serve.target import Target, bucket
 
 log = logging.getLogger(__name__)
-
-
-class EngineLoadError(RuntimeError):
-    """An engine refused to load (or unload) an adapter."""
-
-
-class EngineUnreachable(EngineLoadError):
-    """An engine did not answer at all: it is taken out of rotation, not blamed."""
 
 
 class AdapterRouter:
@@ -340,10 +333,7 @@ class AdapterRouter:
                 url, "/v1/load_lora_adapter", {"lora_name": name, "lora_path": version.path}
             )
             if response.status_code != 200 and "already been loaded" not in response.text:
-                raise EngineLoadError(
-                    f"engine {url} could not load {version.ref}: "
-                    f"{response.status_code} {response.text[:500]}"
-                )
+                self._refused(url, version, response)
             self.loaded[url].add(name)
             took = time.perf_counter() - began
             self.load_count[url] += 1
@@ -351,6 +341,21 @@ class AdapterRouter:
             if self.metrics is not None:
                 self.metrics.adapter_loaded(version.name, url, took)
             log.info("loaded %s (%s) on %s", version.ref, name, url)
+
+    def _refused(self, url: str, version: AdapterVersion, response: httpx.Response) -> None:
+        """Count and log a refused load, then raise it with the engine's reason."""
+        try:
+            reason = str(response.json()["error"]["type"])
+        except (ValueError, KeyError, TypeError):
+            reason = "engine_refused"
+        if not reason.startswith("adapter_"):
+            reason = "engine_refused"
+        if self.metrics is not None:
+            self.metrics.adapter_load_failures.labels(version.name, url, reason).inc()
+        message = f"engine {url} could not load {version.ref}: {response.status_code} "
+        log.warning("%s%s", message, response.text[:500])
+        status = 503 if reason == "adapter_store_unavailable" else 400
+        raise EngineLoadError(message + response.text[:500], status)
 
     def _verify(self, version: AdapterVersion) -> None:
         """The files are still the ones registered (same checks, same content hash): an

@@ -12,10 +12,10 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from sqlmodel import Session
 
-from serve.adapters import AdapterRouter, EngineLoadError
+from serve.adapters import AdapterRouter
 from serve.auth import require
 from serve.deps import get_router, get_session
-from serve.errors import APIError
+from serve.errors import APIError, EngineLoadError
 from serve.paging import Window, describe, page, window
 from serve.protocol import (
     AdapterVersionOut,
@@ -85,7 +85,7 @@ async def register(
         raise APIError(exc.status, str(exc), exc.code, "path") from None
     except EngineLoadError as exc:
         message = f"{version.ref} is registered, but not loaded on every engine: {exc}"
-        raise APIError(400, message, "adapter_load_failed", "path") from None
+        raise APIError(exc.status, message, "adapter_load_failed", "path") from None
     return _out(version, adapters.aliases)
 
 
@@ -168,6 +168,6 @@ async def _change(
     except RegistryError as exc:
         raise APIError(exc.status, str(exc), exc.code) from None
     except EngineLoadError as exc:
-        raise APIError(400, str(exc), "adapter_load_failed") from None
+        raise APIError(exc.status, str(exc), "adapter_load_failed") from None
     await adapters.reconcile()
     return alias

@@ -21,6 +21,19 @@ ERROR_TYPES = {
 }
 
 
+class EngineLoadError(RuntimeError):
+    """An engine refused to load (or unload) an adapter; `status` 503 when the object store
+    it fetches from did not answer (retry later), else 400."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EngineUnreachable(EngineLoadError):
+    """An engine did not answer at all: it is taken out of rotation, not blamed."""
+
+
 class APIError(Exception):
     """Raised anywhere in a request; rendered as an OpenAI error object."""
 

@@ -77,6 +77,13 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.adapter_load_failures = Counter(
+            "loraloop_adapter_load_failures",
+            "Loads an engine refused, by reason: adapter_object_corrupt (hash mismatch), "
+            "adapter_object_missing, adapter_store_unavailable, engine_refused",
+            ["alias", "replica", "reason"],
+            registry=r,
+        )
         self.adapter_unloads = Counter(
             "loraloop_adapter_unloads",
             "Adapter versions unloaded from a replica (no alias points at them any more)",

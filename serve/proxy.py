@@ -24,10 +24,10 @@ from sqlalchemy import Engine
 
 from feedback.capture import CaptureWriter
 from feedback.models import new_id
-from serve.adapters import AdapterRouter, EngineLoadError, EngineUnreachable
+from serve.adapters import AdapterRouter
 from serve.auth import ROLES
 from serve.completions import answer_fields, engine_path, note_chunk
-from serve.errors import APIError, error_response
+from serve.errors import APIError, EngineLoadError, EngineUnreachable, error_response
 from serve.limits import RequestLimits, check_inference, parse_json, read_body
 from serve.metrics import GatewayMetrics
 from serve.protocol import OWN_FIELDS, ChatCompletionRequest, CompletionRequest, TemplateFields
@@ -155,7 +155,7 @@ class Proxy:
         except EngineUnreachable as exc:
             raise Unreachable(str(exc)) from None
         except EngineLoadError as exc:
-            raise APIError(502, str(exc), "adapter_load_failed") from None
+            raise APIError(max(502, exc.status), str(exc), "adapter_load_failed") from None
         record["engine_url"] = url
         if payload.get("stream"):
             return await self._stream(url, endpoint, payload, target, record, started)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
 
-from serve.adapters import AdapterRouter, EngineLoadError
+from serve.adapters import AdapterRouter
 from serve.auth import Principal, require
 from serve.deps import get_rollouts, get_router, get_session
-from serve.errors import APIError
+from serve.errors import APIError, EngineLoadError
 from serve.registry import RegistryError
 from serve.rollouts.controller import RolloutController, RolloutError, decisions, recent
 from serve.rollouts.protocol import RolloutOut, RolloutRequest
@@ -58,7 +58,7 @@ async def start(
     except (RegistryError, RolloutError) as exc:
         raise APIError(exc.status, str(exc), exc.code) from None
     except EngineLoadError as exc:
-        raise APIError(400, str(exc), "adapter_load_failed") from None
+        raise APIError(exc.status, str(exc), "adapter_load_failed") from None
     await adapters.reconcile()
     return out
 

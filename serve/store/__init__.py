@@ -2,6 +2,7 @@
 
 from serve.store.base import (
     AdapterStore,
+    CacheFull,
     LocalStore,
     ObjectCorrupt,
     ObjectMissing,
@@ -16,6 +17,7 @@ from serve.store.s3 import S3Store
 __all__ = [
     "AdapterCache",
     "AdapterStore",
+    "CacheFull",
     "LocalStore",
     "ObjectCorrupt",
     "ObjectMissing",

@@ -47,6 +47,11 @@ class StoreUnavailable(StoreError):
     code = "adapter_store_unavailable"
 
 
+class CacheFull(StoreError):
+    status = 507
+    code = "adapter_cache_full"
+
+
 class AdapterStore(Protocol):
     """Publishes a checked adapter directory and gives a local copy of a published one."""
 

@@ -9,6 +9,7 @@ reads an adapter's path again when it was pushed out of its CPU cache.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from serve.store.base import ObjectCorrupt, content_hash
+from serve.store.base import CacheFull, ObjectCorrupt, StoreError, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,31 @@ class AdapterCache:
                 os.utime(place)
             else:
                 shutil.rmtree(place, ignore_errors=True)
-                self._fetch(place, digest, fetch)
+                self._fetch_with_room(place, digest, fetch, keep)
         self.evict(keep | {place})
         return place
+
+    def _fetch_with_room(
+        self, place: Path, digest: str, fetch: Fetch, keep: frozenset[Path]
+    ) -> None:
+        """A full disk first costs the copies nothing loads from, then the fetch is retried
+        once; still full, it is an error that names the disk (nothing partial is left)."""
+        for attempt in (1, 2):
+            try:
+                return self._fetch(place, digest, fetch)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise StoreError(
+                        f"cannot write the adapter cache at {self.root}: {exc}"
+                    ) from None
+                if attempt == 2:
+                    raise CacheFull(
+                        f"no space left for adapter {digest[:12]} in the cache at {self.root}, "
+                        "even after evicting every copy not in use: free disk space or lower "
+                        "LORALOOP_STORE_CACHE_MAX_GIB below the disk's size"
+                    ) from None
+                log.warning("adapter cache disk full at %s: evicting copies not in use", self.root)
+                self.evict(keep, limit=0)
 
     def _fetch(self, place: Path, digest: str, fetch: Fetch) -> None:
         partial = Path(tempfile.mkdtemp(prefix=f".partial-{digest[:12]}-", dir=self.root))
@@ -61,8 +84,9 @@ class AdapterCache:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
 
-    def evict(self, keep: frozenset[Path]) -> None:
-        """Remove least recently used copies until the cache fits in `max_bytes`."""
+    def evict(self, keep: frozenset[Path], limit: int | None = None) -> None:
+        """Remove least recently used copies until the cache fits in `limit` (`max_bytes`)."""
+        limit = self.max_bytes if limit is None else limit
         with self._evicting:
             entries = sorted(
                 (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
@@ -71,7 +95,7 @@ class AdapterCache:
             sizes = {p: _size(p) for p in entries}
             total = sum(sizes.values())
             for entry in entries:
-                if total <= self.max_bytes:
+                if total <= limit:
                     break
                 if entry in keep:
                     continue
