@@ -4,6 +4,8 @@ the nginx config in front of the gateways passes `nginx -t` and names exactly th
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from tests.utils.nginx import CONF, check, render
 DOCKER = Path(__file__).resolve().parents[3] / "docker"
 SERVICES = {
     *("postgres", "minio", "migrate", "engine-1", "engine-2", "gateway-1", "gateway-2"),
-    *("worker", "lb"),
+    *("worker", "lb", "prometheus", "alertmanager", "grafana"),
 }
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -43,8 +45,8 @@ def test_every_service_is_there_and_built_or_pulled(compose: dict[str, Any]) -> 
             context = (DOCKER / service["build"]["context"]).resolve()
             assert (context / service["build"]["dockerfile"]).is_file(), name
         else:
-            # a version number, or MinIO's dated release tag
-            assert re.search(r":(\d|RELEASE\.\d)", service["image"]), f"{name}: pin its version"
+            # a version number (v1.2.3 too), or MinIO's dated release tag
+            assert re.search(r":v?(\d|RELEASE\.\d)", service["image"]), f"{name}: pin its version"
 
 
 def test_dependencies_exist_and_are_healthy_where_waited_for(compose: dict[str, Any]) -> None:
@@ -175,3 +177,51 @@ def test_engines_and_database_are_internal_and_secrets_have_no_defaults(
     ), "no default database password"
     text = (DOCKER / "compose.yaml").read_text()
     assert ":-loraloop}" not in text and "trust" not in text
+
+
+def test_prometheus_scrapes_every_gateway_with_the_rules_and_feeds_alertmanager_and_grafana(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The monitoring services point at what exists: promtool accepts the config (its paths
+    mapped to the repository's files), the scrape targets are the gateways by the names their
+    Host check allows, alerts go to the Alertmanager service, Grafana reads that Prometheus."""
+    defined = compose["services"]
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    mounts = dict(v.rsplit(":", 2)[:2][::-1] for v in defined["prometheus"]["volumes"])
+    assert mounts[config["rule_files"][0]] == "./prometheus/alerts.yml"
+    job = config["scrape_configs"][0]
+    key = job["authorization"]["credentials_file"]
+    assert mounts[key].startswith("${LORALOOP_METRICS_KEY_FILE:?")
+    gateways = services(compose, "run")
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(
+        f"{name}:{s['expose'][0]}" for name, s in gateways.items()
+    )
+    for name, gateway in gateways.items():
+        assert name in json.loads(gateway["environment"]["LORALOOP_SERVE_ALLOWED_HOSTS"])
+    (alertmanager,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alertmanager.split(":")[0] in defined
+    (tmp_path / "alerts.yml").write_text((DOCKER / "prometheus" / "alerts.yml").read_text())
+    (tmp_path / "metrics.key").write_text("key\n")
+    config["rule_files"] = [str(tmp_path / "alerts.yml")]
+    job["authorization"]["credentials_file"] = str(tmp_path / "metrics.key")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    tool = shutil.which("promtool")
+    assert tool, "promtool is missing: `make test` installs Debian's prometheus package"
+    checked = subprocess.run(
+        [tool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    datasource = yaml.safe_load(
+        (DOCKER / "grafana" / "provisioning" / "datasources.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["isDefault"]
+    grafana = dict(v.rsplit(":", 2)[:2][::-1] for v in defined["grafana"]["volumes"])
+    dashboards = yaml.safe_load(
+        (DOCKER / "grafana" / "provisioning" / "dashboards.yml").read_text()
+    )
+    folder = dashboards["providers"][0]["options"]["path"]
+    assert grafana[f"{folder}/loraloop.json"] == "./grafana/loraloop.json"
+    routes = yaml.safe_load((DOCKER / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"] for r in routes["receivers"]}
+    assert routes["route"]["receiver"] in receivers
+    assert {r["receiver"] for r in routes["route"]["routes"]} <= receivers
