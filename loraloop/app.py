@@ -116,6 +116,7 @@ def create_app(
         s.capture.start()
         s.metrics = GatewayMetrics()
         s.metrics.watch_capture(s.capture)
+        s.metrics.watch_loop(s.db)
         s.templates = TemplateStore(ttl_s=settings.serve.reconcile_interval_s)
         s.client = httpx.AsyncClient(
             headers=engine_auth,

@@ -3,8 +3,10 @@
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import Engine
 
 from feedback.capture import CaptureWriter
+from serve.loop_metrics import LoopCollector
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LABELS = ("endpoint", "alias", "adapter_version")
@@ -102,6 +104,10 @@ class GatewayMetrics:
     def watch_held(self, replica: str, held: Callable[[], int]) -> None:
         """Adapter versions a replica holds, read from the router when scraped."""
         self.adapters_loaded.labels(replica).set_function(held)
+
+    def watch_loop(self, db: Engine) -> None:
+        """The worker's lease, job runs, drift verdicts and rollouts, read when scraped."""
+        self.registry.register(LoopCollector(db))
 
     def watch_capture(self, capture: CaptureWriter) -> None:
         self.capture_queue.set_function(lambda: capture.depth)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client import Metric
 
+from loraloop import db
 from serve.metrics import GatewayMetrics
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / "docker" / "prometheus"
@@ -55,8 +56,10 @@ def test_every_alert_is_tested_firing_and_has_a_runbook() -> None:
 
 
 @pytest.mark.parametrize("rule", alerts(), ids=lambda r: str(r["alert"]))
-def test_alerts_read_metrics_a_gateway_exports(rule: dict[str, object]) -> None:
-    families: list[Metric] = list(GatewayMetrics().registry.collect())
+def test_alerts_read_metrics_a_gateway_exports(rule: dict[str, object], sqlite_url: str) -> None:
+    metrics = GatewayMetrics()
+    metrics.watch_loop(db.create_db_engine(sqlite_url))  # as the gateway does at start
+    families: list[Metric] = list(metrics.registry.collect())
     exported = {f.name + s for f in families for s in SUFFIXES.get(f.type, [""])} | {"up"}
     named = set(re.findall(r"\b(loraloop_\w+|up)\b(?=\s*[{\[)>=!]|\s*$)", str(rule["expr"])))
     assert named, rule["expr"]
