@@ -11,7 +11,6 @@ published. The same bytes published twice land in the same place once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from serve.model_store import sha256
 from serve.store.base import ObjectCorrupt, ObjectMissing, StoreError, StoreUnavailable
 from serve.store.cache import AdapterCache
 
@@ -70,7 +70,7 @@ class S3Store:
         key = "/".join(p for p in (self.prefix, name, digest) if p)
         location = f"s3://{self.bucket}/{key}"
         paths = sorted(p for p in directory.rglob("*") if p.is_file())
-        files = {p.relative_to(directory).as_posix(): _sha256(p) for p in paths}
+        files = {p.relative_to(directory).as_posix(): sha256(p) for p in paths}
         manifest = {"content_hash": digest, "files": files}
         with self._calls(location):
             self._ensure_bucket()
@@ -105,7 +105,7 @@ class S3Store:
                     raise ObjectCorrupt(f"{location}: manifest names a path outside it")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.client.download_file(bucket, f"{key}/{relative}", str(target))
-                if _sha256(target) != expected:
+                if sha256(target) != expected:
                     raise ObjectCorrupt(
                         f"{location}/{relative} does not match the sha256 its manifest records: "
                         "the object was altered or truncated after publishing"
@@ -164,11 +164,3 @@ class S3Store:
 
 def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
