@@ -35,7 +35,7 @@ from serve.ratelimit import InFlight
 from serve.registry import RegistryError
 from serve.replicas import NoReplica, ReplicaPool
 from serve.shadow import ShadowSender
-from serve.target import Target
+from serve.target import Target, sticky_id
 from serve.templates import TemplateStore, VariableError
 
 log = logging.getLogger(__name__)
@@ -186,13 +186,13 @@ class Proxy:
         payload = {k: v for k, v in body.items() if k not in OWN_FIELDS}
         model = req.model
         if req.template is not None:
-            sticky = _sticky_id(body, request)
+            sticky = sticky_id(body, request.headers)
             default_alias = await self._apply_template(req, payload, record, sticky)
             model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
         try:
-            target = await self.router.resolve(model, _sticky_id(body, request))
+            target = await self.router.resolve(model, sticky_id(body, request.headers))
         except RegistryError as exc:
             raise APIError(exc.status, str(exc), exc.code, "model") from None
         record.update(
@@ -392,11 +392,3 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
         return json.loads(text)
     except ValueError:
         return {"error": {"message": text[:2000]}}
-
-
-def _sticky_id(body: dict[str, Any], request: Request) -> str | None:
-    """Who the request is for: OpenAI's `user` field, else an X-Session-Id header."""
-    user = body.get("user")
-    if isinstance(user, str) and user:
-        return user
-    return request.headers.get("x-session-id") or None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,3 +22,11 @@ def bucket(alias: str, canary: int, sticky: str) -> float:
     """A uniform number in [0, 1) fixed for one id and one canary version."""
     digest = hashlib.sha256(f"{alias}\0{canary}\0{sticky}".encode()).digest()
     return int.from_bytes(digest[:8]) / 2**64
+
+
+def sticky_id(body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
+    """Who the request is for: OpenAI's `user` field, else an X-Session-Id header."""
+    user = body.get("user")
+    if isinstance(user, str) and user:
+        return user
+    return headers.get("x-session-id") or None
