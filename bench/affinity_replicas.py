@@ -32,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import LORALOOP, REPO, Running, free_port
+from bench.harness import LORALOOP, REPO, Running, free_port, wait_healthy
 from bench.many_adapters import adapters, publish, traffic
 from serve.settings import ModelSettings
 from tests.utils.adapters import make_adapter
@@ -41,20 +41,6 @@ MODES = {
     "everywhere": {"LORALOOP_SERVE_ROUTING": "least_busy", "LORALOOP_SERVE_ADAPTER_REPLICAS": "0"},
     "affinity": {"LORALOOP_SERVE_ROUTING": "affinity", "LORALOOP_SERVE_ADAPTER_REPLICAS": "1"},
 }
-
-
-def wait(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 900) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(log.read_text()[-3000:])
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def loads(gateway: str) -> float:
@@ -84,7 +70,7 @@ def run_mode(d: Path, mode: str, seed: Path, args: argparse.Namespace) -> dict[s
             stack.callback(lambda p=proc: (p.terminate(), p.wait(120)))
             urls.append((f"http://127.0.0.1:{port}", proc, log))
         for url, proc, log in urls:
-            wait(url, proc, log)
+            wait_healthy(url, proc, log, 900)
         subprocess.run([LORALOOP, "db", "upgrade"], env=base, check=True, capture_output=True)
         port = free_port()
         env = {**base, **MODES[mode], "LORALOOP_SERVE_PORT": str(port),
@@ -96,7 +82,7 @@ def run_mode(d: Path, mode: str, seed: Path, args: argparse.Namespace) -> dict[s
                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
         stack.callback(lambda: (proc.terminate(), proc.wait(120)))
         gateway = f"http://127.0.0.1:{port}"
-        wait(gateway, proc, log)
+        wait_healthy(gateway, proc, log)
         running = Running(
             gateway, urls[0][0], ModelSettings().name, store, base["LORALOOP_DB_URL"], key
         )

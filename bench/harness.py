@@ -72,6 +72,21 @@ def fake_gateway_env(d: Path, store: Path, port: int, **extra: str) -> dict[str,
     }
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 600) -> None:
+    """Until `url/health` answers 200; the log's tail if the process exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(log.read_text()[-3000:])
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"{url} did not come up in {seconds:.0f} s")
+
+
 @dataclass
 class Running:
     gateway: str
@@ -107,16 +122,7 @@ def platform(**extra: str) -> Iterator[Running]:
             [LORALOOP, "run"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
         )
         try:
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise SystemExit((d / "run.log").read_text()[-3000:])
-                try:
-                    if httpx.get(f"http://127.0.0.1:{gw}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1)
+            wait_healthy(f"http://127.0.0.1:{gw}", proc, d / "run.log")
             model = httpx.get(
                 f"http://127.0.0.1:{en}/v1/models", headers={"Authorization": f"Bearer {key}"}
             ).json()["data"][0]["id"]
