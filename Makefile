@@ -9,8 +9,9 @@ ENGINE ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 PYTEST_ARGS ?=
+PHOENIX_VENV ?= .venv-phoenix
 
-.PHONY: run test demo install model db postgres browser nginx kubectl prometheus lint bench clean
+.PHONY: run test test-traces demo install model db postgres browser nginx kubectl prometheus phoenix lint bench clean
 
 # `make run` is open mode (no key from this machine; loopback only); set
 # LORALOOP_SERVE_REQUIRE_KEYS=true in the environment to require keys here too.
@@ -24,6 +25,10 @@ demo: install model ## the whole loop on the embedded model (support-desk scenar
 test: install model postgres browser nginx kubectl prometheus ## set up and run every test (unit + integration)
 	LORALOOP_TEST_PG_URL="$${LORALOOP_TEST_PG_URL:-$$(scripts/ensure-postgres.sh --url)}" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-traces: install model phoenix ## a live gateway's and vLLM's spans, read back from a real Arize Phoenix
+	LORALOOP_PHOENIX=$(PHOENIX_VENV)/bin/phoenix $(BIN)/python -m pytest -m phoenix $(PYTEST_ARGS) \
+	  tests/integration/serve/test_traces_phoenix.py
 
 install: $(STAMP)
 
@@ -64,9 +69,13 @@ prometheus: ## Debian's prometheus package: promtool checks and unit-tests docke
 	    --no-install-recommends prometheus >/dev/null; }
 	@promtool --version | head -1
 
+phoenix: ## Arize Phoenix (an OTLP back-end) in its own virtual environment: its pins are not ours
+	@[ -x $(PHOENIX_VENV)/bin/phoenix ] || { $(PYTHON) -m venv $(PHOENIX_VENV) && \
+	  $(PHOENIX_VENV)/bin/python -m pip install -q --disable-pip-version-check "arize-phoenix==20.26.1"; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PHOENIX_VENV) .pytest_cache .ruff_cache

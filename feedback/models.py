@@ -60,6 +60,9 @@ class Interaction(SQLModel, table=True):
     # rollouts leave it out of their evidence. The same for a named `template_version`.
     pinned: bool = False
     template_pinned: bool = False
+    # The W3C trace this request belonged to (the client's traceparent, or the gateway's own
+    # span when tracing is on): joins the interaction, its feedback and reviews to traces.
+    trace_id: str | None = Field(default=None, max_length=32, index=True)
 
     @property
     def conversation(self) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ from serve.routes import router as platform_router
 from serve.security import RequestGuard, is_loopback
 from serve.shadow import ShadowSender
 from serve.templates import TemplateStore, sync_templates
+from serve.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,15 @@ def access_line(settings: Settings, bound_host: str) -> str:
 
 
 def create_app(
-    settings: Settings, engine: EngineManager | None = None, bound_host: str | None = None
+    settings: Settings,
+    engine: EngineManager | None = None,
+    bound_host: str | None = None,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
     """The gateway app. A given engine manager that is already running is kept as is;
     otherwise the lifespan starts it (when settings say so) and stops it on shutdown.
-    `bound_host` is the address uvicorn listens on (default: the settings' host)."""
+    `bound_host` is the address uvicorn listens on (default: the settings' host);
+    `tracing` replaces the one built from settings."""
     manager = engine if engine is not None else build_engine_manager(settings)
     host = bound_host or settings.serve.host
     unauthenticated = open_access(settings, host)
@@ -151,6 +156,7 @@ def create_app(
             ),
             connector=aiohttp.TCPConnector(limit=1024, ttl_dns_cache=300),
         )
+        s.tracing = tracing or Tracing.from_settings(settings.tracing, "loraloop-gateway")
         s.shadow = ShadowSender(s.router, s.replicas, s.http, s.capture)
         s.metrics.watch_shadow(lambda: s.shadow.sent, lambda: s.shadow.dropped)
         s.proxy = Proxy(
@@ -170,6 +176,7 @@ def create_app(
             ),
             s.shadow,
             InFlight(settings.serve.max_concurrent_per_key),
+            s.tracing,
         )
         loop = asyncio.get_running_loop()
         manager.on_ready(lambda m: _reload_after_restart(loop, s.router, m))
@@ -182,7 +189,7 @@ def create_app(
             loop.create_task(sync.forever(settings.serve.reconcile_interval_s)),
             loop.create_task(s.replicas.watch()),
         ]
-        s.drift = DriftJobs(s.db, settings)
+        s.drift = DriftJobs(s.db, settings, tracing=s.tracing)
         s.rollouts = RolloutController(s.db, build_registry(settings), settings.rollout)
         s.worker = Worker(s.db, settings, jobs=s.drift) if settings.worker.in_gateway else None
         if s.worker is not None:
@@ -201,6 +208,7 @@ def create_app(
             await s.client.aclose()
             await s.http.close()
             await asyncio.to_thread(s.capture.close)
+            await asyncio.to_thread(s.tracing.shutdown)
             s.db.dispose()
 
     errors = {"model": ErrorResponse, "description": "An OpenAI-style error object"}

@@ -7,7 +7,9 @@ from serve.store import open_store
 
 
 def build_engine_manager(settings: Settings) -> EngineManager:
-    return EngineManager(settings.engine, settings.model.model_dir(), settings.model.name)
+    return EngineManager(
+        settings.engine, settings.model.model_dir(), settings.model.name, settings.tracing
+    )
 
 
 def build_registry(settings: Settings) -> Registry:

@@ -38,6 +38,7 @@ from serve.settings import (
     RolloutSettings,
     ServeSettings,
     StoreSettings,
+    TracingSettings,
 )
 
 console = Console()
@@ -56,6 +57,7 @@ SECTIONS: tuple[type[BaseSettings], ...] = (
     WorkerSettings,
     RolloutSettings,
     CliSettings,
+    TracingSettings,
 )
 
 

@@ -25,6 +25,7 @@ from loraloop.jobstore import open_job_store
 from loraloop.settings import Settings, get_settings
 from retrain.pipeline import Reporter, Retrainer, RunOutcome
 from serve.rollouts import RolloutController
+from serve.tracing import StageSpans, Tracing
 
 log = logging.getLogger(__name__)
 RETRAIN_JOB = "loraloop.retraining:scheduled_retrain"
@@ -34,10 +35,36 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+class TracedReporter(Reporter):
+    """A run's stages as child spans of its job span, and on to the caller's reporter."""
+
+    def __init__(self, inner: Reporter, spans: StageSpans) -> None:
+        self.inner = inner
+        self.spans = spans
+
+    def stage(self, name: str) -> None:
+        self.spans.stage(name)
+        self.inner.stage(name)
+
+    def advance(self, stage: str, done: int, total: int, detail: str = "") -> None:
+        self.inner.advance(stage, done, total, detail)
+
+    def finish(self) -> None:
+        self.spans.finish()
+        self.inner.finish()
+
+
 class RetrainJobs:
-    def __init__(self, db: Engine, settings: Settings, engine_url: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        settings: Settings,
+        engine_url: str | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.tracing = tracing or Tracing.from_settings(settings.tracing, "loraloop-worker")
         url = engine_url or build_engine_manager(settings).urls[0]
         self.retrainer = Retrainer(
             db,
@@ -66,17 +93,21 @@ class RetrainJobs:
         """One run now; JobBusy when another run holds the alias."""
         self.retrainer.baseline(alias, new)  # a bad alias fails here, before a job is recorded
         run_id = new_run_id()
-        run, outcome = run_job(
-            self.db,
-            "retrain",
-            alias,
-            trigger,
-            lambda: self.retrainer.run(alias, run_id, new, reporter),
-            describe=lambda o: f"{o.run_id}: {o.summary()}",
-            lock_ttl_s=self.settings.worker.retrain_lock_ttl_s,
-        )
-        if outcome is None:
-            raise JobBusy(run.error or f"retraining of {alias} is already running")
+        with self.tracing.job("retrain", alias, trigger) as spans:
+            spans.note(run_id=run_id)
+            traced = TracedReporter(reporter or Reporter(), spans)
+            run, outcome = run_job(
+                self.db,
+                "retrain",
+                alias,
+                trigger,
+                lambda: self.retrainer.run(alias, run_id, new, traced),
+                describe=lambda o: f"{o.run_id}: {o.summary()}",
+                lock_ttl_s=self.settings.worker.retrain_lock_ttl_s,
+            )
+            if outcome is None:
+                raise JobBusy(run.error or f"retraining of {alias} is already running")
+            spans.note(outcome=outcome.outcome)
         return outcome
 
 
@@ -84,12 +115,14 @@ def scheduled_retrain(alias: str, trigger: str = "cron") -> None:
     """The job function kept in the job store (by reference)."""
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
+    tracing = Tracing.from_settings(settings.tracing, "loraloop-worker")
     try:
-        outcome = RetrainJobs(db, settings).run(alias, trigger)
+        outcome = RetrainJobs(db, settings, tracing=tracing).run(alias, trigger)
         log.info("retrain %s: %s", alias, outcome.summary())
     except JobBusy as exc:
         log.info("%s", exc)
     finally:
+        tracing.shutdown()
         db.dispose()
 
 

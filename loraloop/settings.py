@@ -21,6 +21,7 @@ from serve.settings import (
     RolloutSettings,
     ServeSettings,
     StoreSettings,
+    TracingSettings,
 )
 
 
@@ -92,6 +93,7 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     cli: CliSettings = Field(default_factory=CliSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _train_as_served(self) -> "Settings":

@@ -36,6 +36,7 @@ from loraloop.retraining import RETRAIN_JOB, drift_retrain_hook
 from loraloop.settings import Settings, get_settings
 from serve.registry import RegistryError
 from serve.rollouts import RolloutController
+from serve.tracing import Tracing
 
 log = logging.getLogger(__name__)
 DRIFT_JOB = "loraloop.worker:scheduled_drift"
@@ -45,9 +46,16 @@ class DriftJobs:
     """Drift runs with what only the registry knows: targets, and the production version's
     training rows and age (for a training-set reference and counting new reviews)."""
 
-    def __init__(self, db: Engine, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.tracing = tracing or Tracing.from_settings(settings.tracing, "loraloop-worker")
         self.runner = DriftRunner(db, settings.drift, embedder, on_retrain=drift_retrain_hook(db))
         self.registry = build_registry(settings)
 
@@ -87,17 +95,19 @@ class DriftJobs:
         """One report now; JobBusy when another run holds the alias."""
         training_ids, since = self.production(alias)
         target = f"{alias}/{template}" if template else alias
-        run, report = run_job(
-            self.db,
-            "drift",
-            target,
-            trigger,
-            lambda: self.runner.run(alias, template, trigger, training_ids, since, progress),
-            describe=lambda r: f"report {r.id}: {r.verdict}",
-            lock_ttl_s=self.settings.worker.lock_ttl_s,
-        )
-        if report is None:
-            raise JobBusy(run.error or f"drift for {target} is already running")
+        with self.tracing.job("drift", target, trigger) as job:
+            run, report = run_job(
+                self.db,
+                "drift",
+                target,
+                trigger,
+                lambda: self.runner.run(alias, template, trigger, training_ids, since, progress),
+                describe=lambda r: f"report {r.id}: {r.verdict}",
+                lock_ttl_s=self.settings.worker.lock_ttl_s,
+            )
+            if report is None:
+                raise JobBusy(run.error or f"drift for {target} is already running")
+            job.note(verdict=report.verdict, report_id=report.id)
         return report
 
     def run_alias(self, alias: str, trigger: str) -> list[DriftReport]:
@@ -118,10 +128,12 @@ def scheduled_drift(alias: str) -> None:
     """The job function stored in the job store (by reference, with the alias as argument)."""
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
+    jobs = DriftJobs(db, settings)
     try:
-        for report in DriftJobs(db, settings).run_alias(alias, "cron"):
+        for report in jobs.run_alias(alias, "cron"):
             log.info("drift %s: %s (%s)", alias, report.verdict, report.reason)
     finally:
+        jobs.tracing.shutdown()
         db.dispose()
 
 
@@ -147,7 +159,7 @@ class Worker:
         self.db = db
         self.settings = settings
         self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
-        self.jobs = jobs or DriftJobs(db, settings)
+        self.jobs = jobs or DriftJobs(db, settings, tracing=Tracing())  # lists aliases only
         self.rollouts = RolloutController(db, build_registry(settings), settings.rollout)
         self.lease = Lease(db, self.LEASE, owner or default_owner(), settings.worker.lease_ttl_s)
         self.active = False

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from serve.chat_template import ChatTemplateError, resolve_chat_template
 from serve.hardware import LoraSlots, device_memory, lora_slots, resolve_dtype, vllm_platform
 from serve.model_store import check_model_dir
-from serve.settings import EngineSettings
+from serve.settings import EngineSettings, TracingSettings
 
 STORE_PLUGIN = "loraloop_adapter_store"  # serve/store/plugin.py, an endpoint plugin
 
@@ -70,8 +70,15 @@ class EngineManager:
     the engine loses when it dies (runtime-loaded LoRA adapters) can be restored.
     """
 
-    def __init__(self, settings: EngineSettings, model_dir: Path, served_model_name: str) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        model_dir: Path,
+        served_model_name: str,
+        tracing: TracingSettings | None = None,
+    ) -> None:
         self.settings = settings
+        self.tracing = tracing or TracingSettings()
         self.model_dir = model_dir
         self.served_model_name = served_model_name
         self.restarts = 0
@@ -141,6 +148,8 @@ class EngineManager:
             raise EngineError(str(exc)) from None
         if template is not None:
             cmd += ["--chat-template", str(template)]
+        if endpoint := self.tracing.traces_endpoint:  # vLLM's own spans, under the gateway's
+            cmd += ["--otlp-traces-endpoint", endpoint]
         return cmd + s.extra_args
 
     def lora_slots(self) -> LoraSlots:
@@ -173,6 +182,9 @@ class EngineManager:
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.tracing.traces_endpoint:
+            env.setdefault("OTEL_SERVICE_NAME", self.tracing.service_name or "loraloop-engine")
+            env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = self.tracing.exporter_otlp_protocol
         return env
 
     def start(self) -> None:

@@ -33,10 +33,12 @@ from serve.metrics import GatewayMetrics
 from serve.protocol import OWN_FIELDS, ChatCompletionRequest, CompletionRequest, TemplateFields
 from serve.ratelimit import InFlight
 from serve.registry import RegistryError
+from serve.rendering import apply_template
 from serve.replicas import NoReplica, ReplicaPool
 from serve.shadow import ShadowSender
 from serve.target import Target, sticky_id
-from serve.templates import TemplateStore, VariableError
+from serve.templates import TemplateStore
+from serve.tracing import RequestTrace, Tracing
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 2  # the first replica, then one other
@@ -61,6 +63,7 @@ class Proxy:
         limits: RequestLimits,
         shadow: ShadowSender,
         inflight: InFlight,
+        tracing: Tracing | None = None,
     ) -> None:
         self.router = router
         self.replicas = replicas
@@ -72,12 +75,16 @@ class Proxy:
         self.limits = limits
         self.shadow = shadow
         self.inflight = inflight
+        self.tracing = tracing or Tracing()
 
     async def handle(self, request: Request, endpoint: str) -> Response:
         started = time.perf_counter()
         principal = getattr(request.state, "principal", None)
         key_id = principal.key_id if principal is not None else None
+        trace = self.tracing.request(request.headers, endpoint)
         record: dict[str, Any] = {
+            "trace_id": trace.trace_id,
+            "_trace": trace,
             "id": new_id(),
             "created_at": datetime.now(UTC).isoformat(),
             "client_key_id": key_id,
@@ -114,6 +121,7 @@ class Proxy:
                     return await self._attempt(url, endpoint, payload, target, record, started)
                 except Unreachable as exc:
                     reason = str(exc)
+                    trace.engine_done(reason)
                     self.replicas.mark_down(url, reason)
             raise APIError(502, f"no engine replica answered ({reason})", "engine_unavailable")
         except APIError as exc:
@@ -150,17 +158,20 @@ class Proxy:
         started: float,
     ) -> Response:
         """One try on one replica; Unreachable when it failed before the client saw a byte."""
+        trace: RequestTrace = record["_trace"]
         try:
-            await self.router.acquire(target, url)
+            with trace.step("acquire adapter"):
+                await self.router.acquire(target, url)
         except EngineUnreachable as exc:
             raise Unreachable(str(exc)) from None
         except EngineLoadError as exc:
             raise APIError(max(502, exc.status), str(exc), "adapter_load_failed") from None
         record["engine_url"] = url
+        headers = trace.engine_call(target.engine_model, url)
         if payload.get("stream"):
-            return await self._stream(url, endpoint, payload, target, record, started)
+            return await self._stream(url, endpoint, payload, target, record, started, headers)
         try:
-            return await self._forward(url, endpoint, payload, record)
+            return await self._forward(url, endpoint, payload, record, headers)
         except aiohttp.ClientConnectionError as exc:
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
         finally:
@@ -187,12 +198,16 @@ class Proxy:
         model = req.model
         if req.template is not None:
             sticky = sticky_id(body, request.headers)
-            default_alias = await self._apply_template(req, payload, record, sticky)
+            with record["_trace"].step("render template"):
+                default_alias = await apply_template(
+                    self.templates, self.db, req, payload, record, sticky
+                )
             model = model or default_alias
         if not model:
             raise APIError(400, "model is required", "invalid_request", "model")
         try:
-            target = await self.router.resolve(model, sticky_id(body, request.headers))
+            with record["_trace"].step("route"):
+                target = await self.router.resolve(model, sticky_id(body, request.headers))
         except RegistryError as exc:
             raise APIError(exc.status, str(exc), exc.code, "model") from None
         record.update(
@@ -218,54 +233,16 @@ class Proxy:
         payload["model"] = target.engine_model
         return payload, target
 
-    async def _apply_template(
+    async def _forward(
         self,
-        req: TemplateFields,
+        url: str,
+        endpoint: str,
         payload: dict[str, Any],
         record: dict[str, Any],
-        sticky: str | None,
-    ) -> str | None:
-        """Render the template into the payload (the version asked for, else the one its
-        release serves this sticky id); return its default alias."""
-        if not isinstance(req, ChatCompletionRequest):
-            raise APIError(400, "templates apply to /v1/chat/completions", param="template")
-        assert req.template is not None
-        found = await self.templates.lookup(self.db, req.template, req.template_version, sticky)
-        if found is None:
-            version = f" version {req.template_version}" if req.template_version else ""
-            raise APIError(
-                404,
-                f"template '{req.template}'{version} does not exist",
-                "template_not_found",
-                "template",
-            )
-        row, spec = found
-        try:
-            payload["messages"] = self.templates.render(spec, req.variables, req.messages)
-        except VariableError as exc:
-            raise APIError(
-                422, f"template '{spec.name}': {exc}", "invalid_variables", "variables"
-            ) from None
-        try:
-            tools = spec.request_tools(payload.get("tools"))
-            if tools is not None and tools is not payload.get("tools"):
-                payload["tools"] = record["rendered_tools"] = tools
-        except VariableError as exc:
-            raise APIError(422, str(exc), "invalid_tools", "tools") from None
-        for key, value in spec.sampling.items():
-            payload.setdefault(key, value)
-        record.update(
-            template=row.name,
-            template_version=row.version,
-            template_pinned=req.template_version is not None,
-            rendered_messages=payload["messages"],
-        )
-        return spec.default_alias
-
-    async def _forward(
-        self, url: str, endpoint: str, payload: dict[str, Any], record: dict[str, Any]
+        headers: dict[str, str],
     ) -> Response:
-        async with self.http.post(f"{url}/v1/{engine_path(endpoint)}", json=payload) as response:
+        path = f"{url}/v1/{engine_path(endpoint)}"
+        async with self.http.post(path, json=payload, headers=headers) as response:
             data = await _json(response)
         if response.status >= 400 or not isinstance(data, dict):
             return self._engine_error(response.status, data, record)
@@ -282,9 +259,11 @@ class Proxy:
         target: Target,
         record: dict[str, Any],
         started: float,
+        headers: dict[str, str],
     ) -> Response:
+        path = f"{url}/v1/{engine_path(endpoint)}"
         try:
-            upstream = await self.http.post(f"{url}/v1/{engine_path(endpoint)}", json=payload)
+            upstream = await self.http.post(path, json=payload, headers=headers)
         except aiohttp.ClientConnectionError as exc:
             self.router.release(target, url)
             raise Unreachable(f"{type(exc).__name__}: {exc}") from None
@@ -367,6 +346,8 @@ class Proxy:
     @staticmethod
     def _with_id(response: Response, record: dict[str, Any]) -> Response:
         response.headers["X-Interaction-Id"] = record["id"]
+        if record.get("trace_id"):
+            response.headers["X-Trace-Id"] = record["trace_id"]
         return response
 
     def _finish(
@@ -377,6 +358,7 @@ class Proxy:
         target: Target | None,
     ) -> None:
         record["latency_ms"] = (time.perf_counter() - started) * 1000
+        record.pop("_trace").finish(record, payload)
         if (holder := record.pop("_holder", None)) is not None:
             self.inflight.leave(holder)
         record.pop("_streaming", None)

@@ -3,6 +3,7 @@
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -283,3 +284,56 @@ class RolloutSettings(BaseSettings):
         if any(b <= a for a, b in pairwise(steps)):
             raise ValueError("steps must increase")
         return steps
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry traces, configured by OTel's own variables: on only when an OTLP
+    endpoint is set, as every OTel SDK behaves, so a team's existing OTEL_* environment
+    (Langfuse, Phoenix, a collector) works unchanged."""
+
+    model_config = _config("OTEL_")
+
+    exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP base URL (http/protobuf: traces go to <url>/v1/traces)."
+    )
+    exporter_otlp_traces_endpoint: str | None = Field(
+        None, description="The traces endpoint itself; wins over the base URL."
+    )
+    exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    exporter_otlp_headers: SecretStr | None = Field(
+        None, description="key=value,key=value sent with every export (a back-end's API key)."
+    )
+    service_name: str | None = Field(
+        None, description="Default: loraloop-gateway, loraloop-worker, loraloop-engine."
+    )
+    traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = Field(
+        "parentbased_always_on",
+        description="parentbased_*: a client's sampled traceparent is honoured; "
+        "traceidratio: only the ratio decides.",
+    )
+    traces_sampler_arg: float = Field(1.0, ge=0, le=1, description="The ratio for *traceidratio.")
+    instrumentation_genai_capture_message_content: bool = Field(
+        False, description="Prompt and answer text in spans (off: they may hold personal data)."
+    )
+
+    @property
+    def traces_endpoint(self) -> str | None:
+        """Where spans go, or None: tracing is off."""
+        if self.exporter_otlp_traces_endpoint:
+            return self.exporter_otlp_traces_endpoint
+        if not self.exporter_otlp_endpoint:
+            return None
+        base = self.exporter_otlp_endpoint.rstrip("/")
+        return base if self.exporter_otlp_protocol == "grpc" else f"{base}/v1/traces"
+
+    def headers(self) -> dict[str, str]:
+        raw = self.exporter_otlp_headers.get_secret_value() if self.exporter_otlp_headers else ""
+        pairs = (item.partition("=") for item in raw.split(",") if "=" in item)
+        return {unquote(k.strip()): unquote(v.strip()) for k, _, v in pairs}

@@ -25,6 +25,7 @@ from loraloop.launch import free_port
 from loraloop.settings import DatabaseSettings, Settings, WorkerSettings
 from retrain.settings import RetrainSettings
 from serve.settings import EngineSettings, ModelSettings, RolloutSettings, ServeSettings
+from serve.tracing import Tracing
 from tests.utils import REPO
 from tests.utils.clients import local_client
 from tests.utils.postgres import reset_schema
@@ -158,6 +159,7 @@ def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[...,
         engine_urls: list[str] | None = None,
         feedback: dict[str, object] | None = None,
         peer: str = "127.0.0.1",
+        tracing: Tracing | None = None,
         **serve: object,
     ) -> TestClient:
         """`peer`: the address every request comes from (default: this machine)."""
@@ -165,7 +167,7 @@ def make_gateway(tmp_path: Path, fake_model_dir: Path) -> Iterator[Callable[...,
             tmp_path, db_url, fake_model_dir, engine_urls, feedback, **serve
         )
         settings.serve.adapter_store.mkdir(parents=True, exist_ok=True)
-        client = local_client(create_app(settings), peer)
+        client = local_client(create_app(settings, tracing=tracing), peer)
         client.__enter__()
         clients.append(client)
         return client

@@ -8,7 +8,8 @@ FAKE_ENGINE_MODE picks a failure: `crash` exits at start after logging why, `han
 never becomes healthy, `refuse-lora` answers but refuses to load any adapter.
 FAKE_ENGINE_DELAY_S slows every completion down, FAKE_ENGINE_CHUNK_DELAY_S every streamed
 chunk. GET /fake/stats counts streams that completed and streams the client aborted
-(the connection closed under a write), as vLLM aborts a request whose client went away.
+(the connection closed under a write), as vLLM aborts a request whose client went away,
+and shows the last completion's W3C `traceparent` header.
 With VLLM_API_KEY set, every /v1 path wants `Authorization: Bearer <it>` (401 otherwise),
 as vLLM's own middleware does.
 """
@@ -36,7 +37,7 @@ def main() -> None:
     mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
     delay = float(os.environ.get("FAKE_ENGINE_DELAY_S", "0"))
     chunk_delay = float(os.environ.get("FAKE_ENGINE_CHUNK_DELAY_S", "0"))
-    stats = {"completed": 0, "aborted": 0}
+    stats: dict[str, Any] = {"completed": 0, "aborted": 0, "traceparent": None}
     print(f"fake engine: model={args.model} mode={mode}", flush=True)
     if mode == "crash":
         print("RuntimeError: fake engine could not load the model", flush=True)
@@ -95,6 +96,7 @@ def main() -> None:
                     )
                 return self._send(200, "Success")
             if self.path in ("/v1/chat/completions", "/v1/completions"):
+                stats["traceparent"] = self.headers.get("traceparent")
                 return self._complete(body, chat=self.path.endswith("chat/completions"))
             return self._error(404, "not found")
 
@@ -197,7 +199,11 @@ def main() -> None:
         def log_message(self, *_: object) -> None:
             pass
 
-    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+    server = ThreadingHTTPServer((args.host, args.port), Handler, bind_and_activate=False)
+    server.request_queue_size = 256  # the default 5 drops connects under load: 1 s SYN retries
+    server.server_bind()
+    server.server_activate()
+    server.serve_forever()
 
 
 def _calls(body: dict[str, Any]) -> dict[str, Any]:

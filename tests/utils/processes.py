@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -69,6 +70,22 @@ def healthy(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float, what: str
+) -> None:
+    """Until `url` answers 200; the log's tail as the failure when the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not become ready in {timeout:.0f} s")
 
 
 ENGINE_KEY = "test-engine-key"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import httpx
 import yaml
 
 from loraloop.launch import free_port
+from tests.utils.processes import wait_ready
 
 RULES = Path(__file__).resolve().parents[2] / "docker" / "prometheus" / "alerts.yml"
 
@@ -35,7 +35,7 @@ class PrometheusServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> PrometheusServer:
-        log = (self.workdir / "prometheus.log").open("wb")
+        out = (self.workdir / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -43,19 +43,12 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.workdir / "prometheus.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("prometheus did not become ready")
+        log = self.workdir / "prometheus.log"
+        wait_ready(self.proc, f"{self.url}/-/ready", log, 60, "prometheus")
+        return self
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         reply = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi.testclient import TestClient
+from opentelemetry.trace import StatusCode
 from sqlmodel import Session
 
 from feedback.drift import DriftReport
@@ -20,6 +21,7 @@ from retrain import DatasetError, RetrainError, RetrainSettings
 from serve.registry import Registry
 from serve.settings import ModelSettings, ServeSettings
 from tests.utils.adapters import make_adapter_dir
+from tests.utils.tracing import recording
 
 
 def settings_for(url: str, tmp_path: Path, **worker: object) -> Settings:
@@ -69,9 +71,19 @@ def test_cron_and_drift_triggers_schedule_runs(migrated_db: str, tmp_path: Path)
 def test_a_failed_run_is_recorded_and_changes_nothing(migrated_db: str, tmp_path: Path) -> None:
     with_production(migrated_db, tmp_path)
     engine = db.create_db_engine(migrated_db)
-    jobs = RetrainJobs(engine, settings_for(migrated_db, tmp_path), "http://127.0.0.1:9")
+    tracing, spans = recording()
+    settings = settings_for(migrated_db, tmp_path)
+    jobs = RetrainJobs(engine, settings, "http://127.0.0.1:9", tracing=tracing)
     with pytest.raises(DatasetError, match="nothing to learn"):
         jobs.run("support", "cron")
+    run_span, *stages = sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+    assert run_span.name == "retrain support" and [s.name for s in stages] == ["dataset"]
+    assert stages[0].parent is not None and stages[0].parent.span_id == run_span.context.span_id
+    assert run_span.status.status_code == StatusCode.ERROR  # the failure is on the trace
+    assert "nothing to learn" in str(run_span.status.description)
+    assert str((run_span.attributes or {})["loraloop.run_id"]) in str(
+        next((tmp_path / "runs" / "support").glob("*/run.json"))
+    )
     with pytest.raises(RetrainError, match="alias 'sales' has no production version"):
         jobs.run("sales")
     with job_lock(engine, "retrain:support", "someone-else", 60), pytest.raises(JobBusy):

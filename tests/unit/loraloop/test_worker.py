@@ -132,6 +132,7 @@ def test_per_template_reports_follow_the_alias(sqlite_url: str) -> None:
 
     from feedback.models import utcnow
     from loraloop.worker import DriftJobs
+    from tests.utils.tracing import recording
     from tests.utils.traffic import insert_traffic, rows
 
     engine = db.create_db_engine(sqlite_url)
@@ -140,7 +141,12 @@ def test_per_template_reports_follow_the_alias(sqlite_url: str) -> None:
         insert_traffic(engine, rows(5, now - timedelta(hours=1), now, template=template)[0])
     settings = settings_for(sqlite_url)
     settings.drift.per_template = True
-    reports = DriftJobs(engine, settings).run_alias("support", "cron")
+    tracing, spans = recording()
+    reports = DriftJobs(engine, settings, tracing=tracing).run_alias("support", "cron")
+    traced = {span.name: span.attributes or {} for span in spans.get_finished_spans()}
+    assert set(traced) == {"drift support", "drift support/faq", "drift support/refunds"}
+    assert traced["drift support/faq"]["loraloop.verdict"] == "not_enough_data"
+    assert traced["drift support"]["loraloop.trigger"] == "cron"
     assert [(r.alias, r.template) for r in reports] == [
         ("support", None),
         ("support", "faq"),
