@@ -165,6 +165,7 @@ def build_router(
             end_user_rating=rating
             and {"rating": rating.rating, "scale": rating.scale, "comment": rating.comment},
             labels=settings.review_labels,
+            trace_id=item.trace_id,
         )
 
     @router.post("/v1/reviews", response_model=ReviewOut, status_code=201)

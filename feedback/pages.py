@@ -197,6 +197,7 @@ def build_pages(
                 "template_version": interaction.template_version,
                 "alias": interaction.alias,
                 "adapter_version": interaction.adapter_version,
+                "trace_id": interaction.trace_id,
                 "labels": settings.review_labels,
             }
         return render(

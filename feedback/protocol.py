@@ -43,6 +43,9 @@ class ReviewItem(BaseModel):
     adapter_version: int | None
     end_user_rating: dict[str, Any] | None
     labels: list[str]
+    trace_id: str | None = Field(
+        default=None, description="The request's W3C trace (its X-Trace-Id), to open in traces."
+    )
 
 
 class CallFunction(BaseModel):

@@ -78,6 +78,8 @@ def test_a_request_is_one_trace_from_the_client_through_the_engine(
     assert a["http.response.status_code"] == 200
     assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a  # PII: off
     assert root.status.status_code == StatusCode.UNSET
+    item = gateway.get("/v1/reviews/next")  # a reviewer's tool can open the request's trace
+    assert item.status_code == 200 and item.json()["trace_id"] == TRACE_ID
 
 
 def test_content_only_when_asked_and_streams_carry_time_to_first_chunk(
