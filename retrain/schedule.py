@@ -56,6 +56,7 @@ class Plan:
     lr_drops: int = 0  # plateaus that cut the rate instead of stopping
     lr_drop_factor: float = 0.1
     learning_rate: float = 0.0  # the peak after warm-up (SFT's scaled to the data's size)
+    keep_tolerance: float = 0.0  # a later reading this close to the lowest is kept instead
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +145,7 @@ def make_plan(train: int, validation: int, settings: RetrainSettings) -> Plan:
         lr_drops=s.lr_drops if every else 0,
         lr_drop_factor=s.lr_drop_factor,
         learning_rate=peak_rate(train, s),
+        keep_tolerance=s.keep_tolerance,
     )
 
 
@@ -161,8 +163,9 @@ class EarlyStopping:
 
     plan: Plan
     curve: list[tuple[int, float]] = field(default_factory=list)
-    best_step: int = 0  # lowest raw loss: the weights kept
+    best_step: int = 0  # the weights kept: the lowest raw loss, or a later one near it
     best_loss: float = math.inf
+    lowest: float = math.inf  # the lowest raw loss
     reference: float = math.inf  # lowest smoothed loss that counted as an improvement
     since_best: int = 0  # evaluations since the smoothed loss last improved enough
     diverged: bool = False
@@ -193,8 +196,11 @@ class EarlyStopping:
             self.reference, self.since_best = level, 0
         else:
             self.since_best += 1
-        self.new_low = loss < self.below(self.best_loss)
-        if loss < self.best_loss:
+        self.new_low = loss < self.below(self.lowest)
+        lower = loss < self.lowest
+        self.lowest = min(self.lowest, loss)
+        near = self.plan.keep_tolerance > 0 and loss <= self.lowest * (1 + self.plan.keep_tolerance)
+        if lower or near:
             self.best_step, self.best_loss = step, loss
             return True
         return False
@@ -266,6 +272,7 @@ class EarlyStopping:
             "curve": self.curve,
             "best_step": self.best_step,
             "best_loss": self.best_loss,
+            "lowest": self.lowest,
             "reference": self.reference,
             "since_best": self.since_best,
             "diverged": self.diverged,
@@ -277,6 +284,7 @@ class EarlyStopping:
         self.curve = [(int(s), float(v)) for s, v in state.get("curve", [])]
         self.best_step = int(state.get("best_step", 0))
         self.best_loss = float(state.get("best_loss", math.inf))
+        self.lowest = float(state.get("lowest", self.best_loss))
         self.reference = float(state.get("reference", self.best_loss))
         self.since_best = int(state.get("since_best", 0))
         self.diverged = bool(state.get("diverged", False))

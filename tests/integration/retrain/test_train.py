@@ -102,16 +102,18 @@ def test_a_plateau_stops_training_before_the_budget_and_keeps_the_best_weights(
     losses = [loss for _, loss in result.validation]
     best_loss = min(losses)
     assert losses[0] > 1.5 * best_loss  # it learned before it stopped
-    assert result.best_validation_loss == best_loss
-    assert result.best_step < result.steps
+    # the lowest reading's weights, or a later reading's as good (within the keep tolerance)
+    kept_loss = result.best_validation_loss
+    assert kept_loss is not None and kept_loss <= best_loss * (1 + OVERFIT.keep_tolerance)
+    assert steps[losses.index(best_loss)] <= result.best_step < result.steps
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     keyed = [(ex.id, encode(ex, tokenizer, OVERFIT.max_seq_len)) for ex in examples(24)]
     _, held = split_validation(keyed, OVERFIT, [answer_key(ex) for ex in examples(24)])
     kept = PeftModel.from_pretrained(load_base(model_dir, False, "cpu"), result.adapter_dir)
     again = trainer.validation_loss(kept, held, tokenizer.pad_token_id or 0)
-    assert again == pytest.approx(best_loss, abs=1e-4)
-    assert losses[-1] > best_loss  # so the kept weights are not the last step's
+    assert again == pytest.approx(kept_loss, abs=1e-4)
+    assert losses[-1] > kept_loss  # so the kept weights are not the last step's
 
 
 def test_search_trains_each_trial_and_keeps_the_lowest_validation_loss(

@@ -132,7 +132,9 @@ def test_still_falling_never_stops_and_the_budget_says_so() -> None:
 def test_a_flat_curve_stops_after_patience() -> None:
     stop = EarlyStopping(plan())
     assert run(stop, [1.0] * 20) == 5 * (1 + 4)  # the first sets the level, four more fail
-    assert stop.rule(25) == PLATEAU and stop.best_step == 5
+    assert stop.rule(25) == PLATEAU and stop.best_step == 25  # as good as the first, later
+    strict = EarlyStopping(plan(keep_tolerance=0))
+    assert run(strict, [1.0] * 20) == 25 and strict.best_step == 5
     assert "plateau at step 25" in stop.reason(25) and "less than 1% (or 0.001)" in stop.reason(25)
 
 
@@ -168,7 +170,8 @@ def test_noise_on_a_falling_curve_does_not_stop_training() -> None:
     assert raw_rises >= 2  # noisy enough that patience 2 on raw readings would be fooled
     stop = EarlyStopping(plan())
     assert run(stop, losses) == 300
-    assert stop.best_step == 5 * (1 + losses.index(min(losses)))
+    assert stop.best_step >= 5 * (1 + losses.index(min(losses)))
+    assert stop.best_loss <= min(losses) * (1 + stop.plan.keep_tolerance)
 
 
 def test_noise_on_a_flat_curve_stops_soon_after_the_level_stops_falling() -> None:
@@ -219,7 +222,7 @@ def test_a_plateau_cuts_the_rate_once_before_it_stops() -> None:
     assert stop.lr_scale() == 1
     assert train(stop, [1.0] * 20) == 45  # cut at 25, then four more readings fail
     assert stop.drops == [25] and stop.lr_scale() == pytest.approx(0.1)
-    assert stop.rule(45) == PLATEAU and stop.best_step == 5
+    assert stop.rule(45) == PLATEAU and stop.best_step == 45
     assert "rate cut to 0.1x at step 25" in stop.reason(45)
 
 
@@ -277,8 +280,10 @@ def test_recorded_curves(name: str) -> None:
         assert stopped == case["steps"] and stop.rule(stopped) == STEP_BUDGET
     else:
         assert stopped < case["steps"] and stop.rule(stopped) == PLATEAU
-        # it stopped past the lowest reading, and kept it
-        assert stop.best_step == best[0] < stopped
+        # it stopped past the lowest reading, and kept it or a later one as good
+        tolerance = stop.plan.keep_tolerance
+        assert best[0] <= stop.best_step <= stopped and best[0] < stopped
+        assert stop.best_loss <= best[1] * (1 + tolerance)
         assert stopped - best[0] <= (recorded.patience + stop.plan.smoothing + 2) * every
 
 
@@ -288,3 +293,17 @@ def max_run_of_rises(losses: list[float]) -> int:
         current = current + 1 if after > before else 0
         longest = max(longest, current)
     return longest
+
+
+def test_a_later_reading_near_the_lowest_keeps_its_weights_when_asked() -> None:
+    """keep_tolerance: a reading within that fraction of the lowest is as good on this
+    validation set, and trained longer; the lowest still decides what an improvement is."""
+    curve = [1.0, 0.60, 0.63, 0.605, 0.70, 0.70, 0.70, 0.70, 0.70]
+    strict, near = EarlyStopping(plan(keep_tolerance=0)), EarlyStopping(plan())
+    assert near.plan.keep_tolerance == 0.02  # the default
+    assert run(strict, curve) == run(near, curve)  # the same stop: only the kept step moves
+    assert strict.best_step == 10 and near.best_step == 20
+    assert near.best_loss == 0.605 and near.lowest == 0.60
+    near_after = EarlyStopping(plan(keep_tolerance=0.02))
+    run(near_after, [1.0, 0.60, 0.59, 0.70])  # a new lowest resets what is near
+    assert near_after.best_step == 15 and near_after.lowest == 0.59
