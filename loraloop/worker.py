@@ -128,12 +128,12 @@ def scheduled_drift(alias: str) -> None:
     """The job function stored in the job store (by reference, with the alias as argument)."""
     settings = get_settings()
     db = create_db_engine(settings.db.url.get_secret_value())
-    jobs = DriftJobs(db, settings)
+    tracing = Tracing.from_settings(settings.tracing, "loraloop-worker")
     try:
-        for report in jobs.run_alias(alias, "cron"):
+        for report in DriftJobs(db, settings, tracing=tracing).run_alias(alias, "cron"):
             log.info("drift %s: %s (%s)", alias, report.verdict, report.reason)
     finally:
-        jobs.tracing.shutdown()
+        tracing.shutdown()
         db.dispose()
 
 

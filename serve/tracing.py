@@ -104,7 +104,7 @@ class Tracing:
     def job(self, kind: str, target: str, trigger: str) -> Iterator[StageSpans]:
         """A worker job's span (`drift support`, `retrain support`); its stages as children."""
         if self.tracer is None:
-            yield StageSpans(None, None)
+            yield StageSpans()
             return
         with self.tracer.start_as_current_span(
             f"{kind} {target}",
@@ -128,9 +128,10 @@ class Tracing:
 
 
 class StageSpans:
-    """A job's stages, one child span each, in order: each `stage` ends the one before."""
+    """A job's stages, one child span each, in order: each `stage` ends the one before.
+    Without a tracer and job span (tracing off) every call does nothing."""
 
-    def __init__(self, tracer: Tracer | None, job: Span | None) -> None:
+    def __init__(self, tracer: Tracer | None = None, job: Span | None = None) -> None:
         self.tracer = tracer
         self.job = job
         self.current: Span | None = None
