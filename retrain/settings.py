@@ -113,8 +113,8 @@ class RetrainSettings(BaseSettings):
     learning_rate_examples: int = Field(
         64,
         ge=0,
-        description="Above this many training examples the peak rate falls as the square root "
-        "of their count (5e-4 at 256), down to learning_rate_min; 0: the rate is never scaled.",
+        description="Above this many training examples the peak rate falls in proportion to "
+        "their count (2.5e-4 at 256), down to learning_rate_min; 0: the rate is never scaled.",
     )
     learning_rate_min: float = Field(
         2e-4, gt=0, description="The least the size scaling lowers the rate to."

@@ -95,16 +95,17 @@ def test_warm_up_then_constant() -> None:
     assert learning_rate_at(0, make_plan(62, 8, RetrainSettings(warmup_steps=0)), 1e-3) == 1e-3
 
 
-def test_the_peak_rate_falls_with_the_square_root_of_the_data_above_its_reference() -> None:
+def test_the_peak_rate_falls_in_proportion_to_the_data_above_its_reference() -> None:
     assert peak_rate(12, DEFAULTS) == peak_rate(64, DEFAULTS) == DEFAULTS.learning_rate == 1e-3
-    assert peak_rate(256, DEFAULTS) == pytest.approx(5e-4)
-    assert peak_rate(1024, DEFAULTS) == pytest.approx(2.5e-4)
+    assert peak_rate(128, DEFAULTS) == pytest.approx(5e-4)
+    assert peak_rate(256, DEFAULTS) == pytest.approx(2.5e-4)
+    assert peak_rate(320, DEFAULTS) == pytest.approx(2e-4)
     assert peak_rate(100_000, DEFAULTS) == DEFAULTS.learning_rate_min == 2e-4
     rates = [peak_rate(n, DEFAULTS) for n in range(1, 5000, 37)]
     assert rates == sorted(rates, reverse=True)
     assert peak_rate(10_000, RetrainSettings(learning_rate=1e-4)) == 1e-4  # never raised
     assert peak_rate(10_000, RetrainSettings(learning_rate_examples=0)) == 1e-3
-    assert make_plan(235, 26, DEFAULTS).learning_rate == pytest.approx(1e-3 * (64 / 235) ** 0.5)
+    assert make_plan(235, 26, DEFAULTS).learning_rate == pytest.approx(1e-3 * 64 / 235)
 
 
 def plan(every: int = 5, patience: int = 4, **settings: float) -> Plan:
