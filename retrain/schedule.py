@@ -108,8 +108,8 @@ def peak_rate(train: int, settings: RetrainSettings) -> float:
     Measured (BENCHMARKS.md, issue 21): 1e-3 did best at 12 to 62 examples. At 235 the rate
     stays constant until a plateau (the run's length is unknown) and a large step keeps the
     weights bouncing around the minimum: 1e-3 and the square-root rule's 5.2e-4 both fell
-    below a constant 2e-4 on the support desk; 2.7e-4 (this rule) matched it there and kept
-    the other two domains' gains."""
+    below a constant 2e-4 on the support desk; 2.7e-4 (this rule) is above issue 11's
+    constant 2e-4 on all three domains' means, 0.01 below the square-root rule on two."""
     s = settings
     if not s.learning_rate_examples or train <= s.learning_rate_examples:
         return s.learning_rate
