@@ -15,11 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 LORALOOP = str(Path(sys.executable).parent / "loraloop")
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Settings overrides given as `key=json` on a bench's command line."""
+    out: dict[str, Any] = {}
+    for pair in filter(None, pairs):
+        key, _, value = pair.partition("=")
+        out[key] = json.loads(value)
+    return out
 
 
 def free_port() -> int:

@@ -18,7 +18,12 @@ brush-off, city services without its reference code):
 
     .venv/bin/python bench/preferences.py [--scenarios support_desk city_services]
         [--objectives sft dpo kto sft+kto] [--flip 0.12] [--corrections 20] [--questions 120]
-        [--out rows.json]
+        [--set key=json ...] [--variants label:key=json[,key=json] ...] [--out rows.json]
+
+`--set` changes every stage's settings; each `--variants` entry trains every preference
+objective once more with its preference-stage settings changed (the SFT stage it starts
+from is shared), a row named `objective [label]`. The rows written by `--out` carry each
+stage's run record: steps, best step, what ended it and the validation curve.
 """
 
 import argparse
@@ -37,7 +42,7 @@ from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import platform
+from bench.harness import parse_overrides, platform
 from feedback.signals import Thresholds
 from loraloop.db import create_db_engine
 from loraloop.demo_preferences import promote_by_hand
@@ -48,7 +53,7 @@ from retrain.metrics import score
 from retrain.preference_data import judged_from_feedback, pairs_from_feedback
 from retrain.preference_train import PreferenceTrainer
 from retrain.settings import RetrainSettings
-from retrain.train import Trainer
+from retrain.train import Trainer, TrainResult
 from serve.settings import ModelSettings
 
 
@@ -78,6 +83,19 @@ def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dic
     return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge}
 
 
+def record(result: TrainResult) -> dict[str, Any]:
+    """A stage's run record: how long it trained, where its best step fell and why it ended."""
+    return {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "rule": result.stop_rule,
+        "stop": result.stop_reason,
+        "seconds": round(result.seconds),
+        "validation": result.validation,
+        **({"preference": result.preference} if result.preference else {}),
+    }
+
+
 def train(
     objective: str,
     model_dir: Path,
@@ -85,42 +103,45 @@ def train(
     alias: str,
     work: Path,
     seed: list[Example],
-    stages: dict[str, tuple[Path, float]],
-) -> tuple[Path, float]:
+    stages: dict[str, tuple[Path, float, dict[str, Any]]],
+    settings: RetrainSettings,
+    stage_settings: RetrainSettings,
+) -> tuple[Path, float, dict[str, Any]]:
     """One objective on what was captured, read through the exports a run reads; a `seed+`
     objective's SFT also reads production's own training data (`seed`), as a run given it
     as a seed file would: the flaw is then in what SFT learns, not only in what users saw.
 
     `stages` holds the SFT stages already trained in this scenario (`sft+kto` starts from
-    `sft`'s adapter rather than training it again); their time counts in the total."""
+    `sft`'s adapter rather than training it again); their time counts in the total.
+    `stage_settings` is what the DPO/KTO stage trains with."""
     engine = create_db_engine(db_url)
     with Session(engine) as session:
         corrected = from_feedback(session, alias, 4)
         pairs = pairs_from_feedback(session, alias)
         judged = judged_from_feedback(session, alias, Thresholds())
     engine.dispose()
-    settings = RetrainSettings()
     began = time.perf_counter()
-    start, earlier = None, 0.0
+    start, earlier, records = None, 0.0, {}
     if objective.startswith("seed+"):
         corrected = corrected + seed
     if "sft" in objective:
         key = "seed+sft" if objective.startswith("seed+") else "sft"
         if key not in stages:
-            adapter = Trainer(model_dir, settings, work / "sft").train(corrected).adapter_dir
-            stages[key] = (adapter, time.perf_counter() - began)
+            result = Trainer(model_dir, settings, work / "sft").train(corrected)
+            stages[key] = (result.adapter_dir, time.perf_counter() - began, record(result))
             began = time.perf_counter()
-        start, earlier = stages[key]
+        start, earlier, records["sft"] = stages[key]
     kind = objective.split("+")[-1]
     if kind in ("dpo", "kto"):
         rows = pairs if kind == "dpo" else judged
-        start = (
-            PreferenceTrainer(model_dir, settings, work / kind)
-            .train_preferences(kind, list(rows), start)
-            .adapter_dir
+        result = PreferenceTrainer(model_dir, stage_settings, work / kind).train_preferences(
+            kind, list(rows), start
         )
+        start, records[kind] = result.adapter_dir, record(result)
+        print(f"    {kind} stage: {result.steps} steps, best {result.best_step}, "
+              f"{result.seconds:.0f} s: {result.stop_reason}", flush=True)  # fmt: skip
     assert start is not None
-    return start, earlier + time.perf_counter() - began
+    return start, earlier + time.perf_counter() - began, records
 
 
 def main() -> None:
@@ -131,9 +152,22 @@ def main() -> None:
     parser.add_argument("--flip", type=float, default=0.12)
     parser.add_argument("--corrections", type=int, default=20)
     parser.add_argument("--questions", type=int, default=0, help="at most this many (0: all)")
+    parser.add_argument("--set", nargs="*", default=[], help="every stage's settings, key=json")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        help="preference objectives again with these stage settings: label:key=json[,key=json]",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     model_dir = ModelSettings().model_dir()
+    overrides = parse_overrides(args.set)
+    settings = RetrainSettings(**overrides)
+    variants: dict[str, RetrainSettings] = {"": settings}
+    for entry in args.variants:
+        label, _, pairs = entry.partition(":")
+        variants[label] = RetrainSettings(**overrides | parse_overrides(pairs.split(",")))
     rows_out: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(
@@ -161,23 +195,39 @@ def main() -> None:
             rows_out.append({"scenario": name, "objective": "production", **base, **counts})
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
             seed = habits(train_rows, args.flawed_share)
-            stages: dict[str, tuple[Path, float]] = {}
-            for objective in args.objectives:
-                path, seconds = train(
-                    objective, model_dir, running.db_url, alias, work / objective, seed, stages
+            stages: dict[str, tuple[Path, float, dict[str, Any]]] = {}
+            runs = [
+                (objective, label, stage)
+                for objective in args.objectives
+                for label, stage in variants.items()
+                if not label or objective.endswith(("dpo", "kto"))
+            ]
+            for n, (objective, label, stage) in enumerate(runs):
+                path, seconds, records = train(
+                    objective,
+                    model_dir,
+                    running.db_url,
+                    alias,
+                    work / f"{objective}-{n}",
+                    seed,
+                    stages,
+                    settings,
+                    stage,
                 )
-                engine_name = f"{alias}-{objective.replace('+', '-')}"
+                title = f"{objective} [{label}]" if label else objective
+                engine_name = f"{alias}-{objective.replace('+', '-')}-{n}"
                 evaluator.load(engine_name, path)
                 result = measure(evaluator, engine_name, held)
                 evaluator.unload(engine_name)
                 row = {
                     "scenario": name,
-                    "objective": objective,
+                    "objective": title,
                     **result,
                     "seconds": round(seconds),
+                    "stages": records,
                 }
                 rows_out.append(row)
-                print(f"  {objective}: flaw rate {result['flaw_rate']:.2f}, Rouge-L "
+                print(f"  {title}: flaw rate {result['flaw_rate']:.2f}, Rouge-L "
                       f"{result['rouge_l']:.3f}, {seconds:.0f} s", flush=True)  # fmt: skip
                 if args.out:
                     args.out.write_text(json.dumps(rows_out, indent=2))

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import platform
+from bench.harness import parse_overrides, platform
 from retrain.dataset import Example
 from retrain.evaluate import Evaluator
 from retrain.metrics import score
@@ -116,14 +116,6 @@ def train_and_score(
         "rouge_l": rouge,
         "validation": result.validation,
     }
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        out[key] = json.loads(value)
-    return out
 
 
 def main() -> None:
