@@ -20,9 +20,10 @@ brush-off, city services without its reference code):
         [--objectives sft dpo kto sft+kto] [--flip 0.12] [--corrections 20] [--questions 120]
         [--set key=json ...] [--variants label:key=json[,key=json] ...] [--out rows.json]
 
-`--set` changes every stage's settings; each `--variants` entry trains every preference
-objective once more with its preference-stage settings changed (the SFT stage it starts
-from is shared), a row named `objective [label]`. The rows written by `--out` carry each
+`--set` changes every stage's settings; `--variants` names other settings of the preference
+stage, and an objective written `objective[label]` trains with that variant's (the SFT stage
+it starts from is shared): `--objectives seed+sft+kto 'seed+sft+kto[beta0.5]' --variants
+beta0.5:preference_beta=0.5`. The rows written by `--out` carry each
 stage's run record: steps, best step, what ended it and the validation curve.
 """
 
@@ -76,11 +77,12 @@ def traffic(url: str, alias: str, rows: list[dict[str, Any]]) -> list[tuple[str,
     return [(b["interaction_id"], b["choices"][0]["message"]["content"] or "") for b in bodies]
 
 
-def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dict[str, float]:
+def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dict[str, Any]:
+    """Flaw rate and Rouge-L on the held-out questions, with the answers (to read why)."""
     items = [Example(f"h{i}", tuple(r["messages"]), "seed") for i, r in enumerate(held)]
     answers = evaluator.answers(model, items)
     rouge = score(answers, [good_answer(r) for r in held], ["rouge_l"])["rouge_l"]
-    return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge}
+    return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge, "answers": answers}
 
 
 def record(result: TrainResult) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def main() -> None:
         "--variants",
         nargs="*",
         default=[],
-        help="preference objectives again with these stage settings: label:key=json[,key=json]",
+        help="preference-stage settings an objective[label] trains with: label:key=json,...",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -168,6 +170,9 @@ def main() -> None:
     for entry in args.variants:
         label, _, pairs = entry.partition(":")
         variants[label] = RetrainSettings(**overrides | parse_overrides(pairs.split(",")))
+    unknown = {o.partition("[")[2].removesuffix("]") for o in args.objectives} - set(variants)
+    if unknown:
+        parser.error(f"objectives name variants not given with --variants: {sorted(unknown)}")
     rows_out: list[dict[str, Any]] = []
     with platform() as running, tempfile.TemporaryDirectory() as tmp:
         evaluator = Evaluator(
@@ -196,13 +201,9 @@ def main() -> None:
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
             seed = habits(train_rows, args.flawed_share)
             stages: dict[str, tuple[Path, float, dict[str, Any]]] = {}
-            runs = [
-                (objective, label, stage)
-                for objective in args.objectives
-                for label, stage in variants.items()
-                if not label or objective.endswith(("dpo", "kto"))
-            ]
-            for n, (objective, label, stage) in enumerate(runs):
+            for n, title in enumerate(args.objectives):
+                objective, _, label = title.removesuffix("]").partition("[")
+                stage = variants[label]
                 path, seconds, records = train(
                     objective,
                     model_dir,
@@ -214,7 +215,6 @@ def main() -> None:
                     settings,
                     stage,
                 )
-                title = f"{objective} [{label}]" if label else objective
                 engine_name = f"{alias}-{objective.replace('+', '-')}-{n}"
                 evaluator.load(engine_name, path)
                 result = measure(evaluator, engine_name, held)
