@@ -15,9 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from retrain.train import TrainResult
 
 REPO = Path(__file__).resolve().parent.parent
 LORALOOP = str(Path(sys.executable).parent / "loraloop")
@@ -30,6 +33,20 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, _, value = pair.partition("=")
         out[key] = json.loads(value)
     return out
+
+
+def run_record(result: "TrainResult") -> dict[str, Any]:
+    """A training run as the benches report it: its length, where its best step fell, what
+    ended it and the validation curve (and a preference stage's metrics)."""
+    return {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "rule": result.stop_rule,
+        "stop": result.stop_reason,
+        "seconds": round(result.seconds),
+        "validation": result.validation,
+        **({"preference": result.preference} if result.preference else {}),
+    }
 
 
 def free_port() -> int:

@@ -23,8 +23,8 @@ brush-off, city services without its reference code):
 `--set` changes every stage's settings; `--variants` names other settings of the preference
 stage, and an objective written `objective[label]` trains with that variant's (the SFT stage
 it starts from is shared): `--objectives seed+sft+kto 'seed+sft+kto[beta0.5]' --variants
-beta0.5:preference_beta=0.5`. The rows written by `--out` carry each
-stage's run record: steps, best step, what ended it and the validation curve.
+beta0.5:preference_beta=0.5`. The rows written by `--out` carry each stage's run record
+(steps, best step, what ended it, the validation curve) and the held-out answers.
 """
 
 import argparse
@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import parse_overrides, platform
+from bench.harness import parse_overrides, platform, run_record
 from feedback.signals import Thresholds
 from loraloop.db import create_db_engine
 from loraloop.demo_preferences import promote_by_hand
@@ -54,7 +54,7 @@ from retrain.metrics import score
 from retrain.preference_data import judged_from_feedback, pairs_from_feedback
 from retrain.preference_train import PreferenceTrainer
 from retrain.settings import RetrainSettings
-from retrain.train import Trainer, TrainResult
+from retrain.train import Trainer
 from serve.settings import ModelSettings
 
 
@@ -83,19 +83,6 @@ def measure(evaluator: Evaluator, model: str, held: list[dict[str, Any]]) -> dic
     answers = evaluator.answers(model, items)
     rouge = score(answers, [good_answer(r) for r in held], ["rouge_l"])["rouge_l"]
     return {"flaw_rate": flaw_rate(answers, held), "rouge_l": rouge, "answers": answers}
-
-
-def record(result: TrainResult) -> dict[str, Any]:
-    """A stage's run record: how long it trained, where its best step fell and why it ended."""
-    return {
-        "steps": result.steps,
-        "best_step": result.best_step,
-        "rule": result.stop_rule,
-        "stop": result.stop_reason,
-        "seconds": round(result.seconds),
-        "validation": result.validation,
-        **({"preference": result.preference} if result.preference else {}),
-    }
 
 
 def train(
@@ -130,7 +117,7 @@ def train(
         key = "seed+sft" if objective.startswith("seed+") else "sft"
         if key not in stages:
             result = Trainer(model_dir, settings, work / "sft").train(corrected)
-            stages[key] = (result.adapter_dir, time.perf_counter() - began, record(result))
+            stages[key] = (result.adapter_dir, time.perf_counter() - began, run_record(result))
             began = time.perf_counter()
         start, earlier, records["sft"] = stages[key]
     kind = objective.split("+")[-1]
@@ -139,7 +126,7 @@ def train(
         result = PreferenceTrainer(model_dir, stage_settings, work / kind).train_preferences(
             kind, list(rows), start
         )
-        start, records[kind] = result.adapter_dir, record(result)
+        start, records[kind] = result.adapter_dir, run_record(result)
         print(f"    {kind} stage: {result.steps} steps, best {result.best_step}, "
               f"{result.seconds:.0f} s: {result.stop_reason}", flush=True)  # fmt: skip
     assert start is not None
@@ -170,7 +157,9 @@ def main() -> None:
     for entry in args.variants:
         label, _, pairs = entry.partition(":")
         variants[label] = RetrainSettings(**overrides | parse_overrides(pairs.split(",")))
-    unknown = {o.partition("[")[2].removesuffix("]") for o in args.objectives} - set(variants)
+    # "objective[label]": the objective, trained with the variant's preference-stage settings
+    runs = [(title, *title.removesuffix("]").partition("[")[::2]) for title in args.objectives]
+    unknown = {label for _, _, label in runs} - set(variants)
     if unknown:
         parser.error(f"objectives name variants not given with --variants: {sorted(unknown)}")
     rows_out: list[dict[str, Any]] = []
@@ -201,9 +190,7 @@ def main() -> None:
             print(f"  production: flaw rate {base['flaw_rate']:.2f}, Rouge-L {base['rouge_l']:.3f}")
             seed = habits(train_rows, args.flawed_share)
             stages: dict[str, tuple[Path, float, dict[str, Any]]] = {}
-            for n, title in enumerate(args.objectives):
-                objective, _, label = title.removesuffix("]").partition("[")
-                stage = variants[label]
+            for n, (title, objective, label) in enumerate(runs):
                 path, seconds, records = train(
                     objective,
                     model_dir,
@@ -213,7 +200,7 @@ def main() -> None:
                     seed,
                     stages,
                     settings,
-                    stage,
+                    variants[label],
                 )
                 engine_name = f"{alias}-{objective.replace('+', '-')}-{n}"
                 evaluator.load(engine_name, path)

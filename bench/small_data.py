@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import parse_overrides, platform
+from bench.harness import parse_overrides, platform, run_record
 from retrain.dataset import Example
 from retrain.evaluate import Evaluator
 from retrain.metrics import score
@@ -107,15 +107,7 @@ def train_and_score(
         rouge = heldout_rouge(evaluator, name, held)
     finally:
         evaluator.unload(name)
-    return {
-        "steps": result.steps,
-        "best_step": result.best_step,
-        "rule": result.stop_rule,
-        "stop": result.stop_reason,
-        "seconds": round(seconds, 1),
-        "rouge_l": rouge,
-        "validation": result.validation,
-    }
+    return run_record(result) | {"seconds": round(seconds, 1), "rouge_l": rouge}
 
 
 def main() -> None:
